@@ -1,0 +1,1 @@
+"""Transforms of 3D data into spherical Fourier space."""
