@@ -1,0 +1,61 @@
+"""The Clebsch-Gordan block: batch norm -> CG tensor square -> signal norm -> per-degree linear."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from ..so3.irreps import Features
+from .linear import SO3Linear
+from .norms import SignalNorm, SO3BatchNorm
+from .tensor_product import ChannelwiseTensorProduct, FullTensorProduct
+
+
+class CGBlock(torch.nn.Module):
+    """One H-(V)AE block. ``{l: [2l+1, B, C_in_l]}`` -> ``{l: [2l+1, B, C_out_l]}``.
+
+    ``channels_out`` gives the output channels per degree (degrees up to the block's lmax).
+    ``tp="efficient"`` is the channel-wise product on the MST paths (needs the same number of
+    channels in every input degree); ``tp="full"`` the channel-mixing product on all paths.
+    """
+
+    def __init__(self, channels_in: Mapping[int, int], channels_out: Mapping[int, int],
+                 tp: str = "efficient", tp_implementation: str = "auto", batch_norm: bool = True):
+        super().__init__()
+        channels_in = dict(channels_in)
+        lmax_out = max(channels_out)
+        self.bn = SO3BatchNorm(channels_in) if batch_norm else None
+        if tp == "efficient":
+            widths = set(channels_in.values())
+            if len(widths) != 1:
+                raise ValueError(f"the channel-wise tensor product needs equal channels per degree, got {channels_in}")
+            self.tp = ChannelwiseTensorProduct(widths.pop(), tuple(sorted(channels_in)), lmax_out,
+                                               implementation=tp_implementation)
+        elif tp == "full":
+            self.tp = FullTensorProduct(channels_in, lmax_out)
+        else:
+            raise ValueError(f"tp must be 'efficient' or 'full', got {tp!r}")
+        self.norm = SignalNorm(self.tp.channels_out)
+        self.linear = SO3Linear(self.tp.channels_out, channels_out)
+        self.channels_out = dict(channels_out)
+
+    def forward(self, x: Features) -> Features:
+        if self.bn is not None:
+            x = self.bn(x)
+        return self.linear(self.norm(self.tp(x)))
+
+
+def add_skip(h_new: Features, h_old: Features) -> Features:
+    """Additive skip connection: ``h_new[l] += h_old[l]`` for shared degrees, truncating or
+    zero-padding ``h_old``'s channels to ``h_new``'s."""
+    out = dict(h_new)
+    for l, new in h_new.items():
+        old = h_old.get(l)
+        if old is None:
+            continue
+        c_new, c_old = new.shape[-1], old.shape[-1]
+        if c_old >= c_new:
+            out[l] = new + old[..., :c_new]
+        else:
+            out[l] = new + torch.nn.functional.pad(old, (0, c_new - c_old))
+    return out

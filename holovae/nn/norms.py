@@ -1,0 +1,77 @@
+"""Equivariant normalisations: batch norm and signal norm, as the H-(V)AE authors defined them."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from ..so3.irreps import Features
+
+
+class SO3BatchNorm(torch.nn.Module):
+    """Batch norm of steerable features ``{l: [2l+1, B, C_l]}``.
+
+    Scalars are mean-centred; every (l, channel) is divided by the root of its component-mean
+    square (batch statistics in training, running ones with ``momentum`` in evaluation).
+    Affine: a weight per (l, channel), a bias on scalars only (a bias on l > 0 would not be
+    equivariant).
+    """
+
+    def __init__(self, channels: Mapping[int, int], momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.channels = dict(channels)
+        self.momentum, self.eps = momentum, eps
+        self.weights = torch.nn.ParameterDict({str(l): torch.nn.Parameter(torch.ones(c)) for l, c in self.channels.items()})
+        if 0 in self.channels:
+            self.bias = torch.nn.Parameter(torch.zeros(self.channels[0]))
+            self.register_buffer("running_mean", torch.zeros(self.channels[0]))
+        for l, c in self.channels.items():
+            self.register_buffer(f"running_var_{l}", torch.ones(c))
+
+    def forward(self, x: Features) -> Features:
+        out: Features = {}
+        for l in self.channels:
+            h = x[l]
+            if l == 0:
+                if self.training:
+                    mean = h.mean(dim=(0, 1))
+                    with torch.no_grad():
+                        self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                else:
+                    mean = self.running_mean.to(h.dtype)
+                h = h - mean
+            var_buf = getattr(self, f"running_var_{l}")
+            if self.training:
+                var = h.pow(2).mean(dim=(0, 1))
+                with torch.no_grad():
+                    var_buf.lerp_(var.detach().to(var_buf.dtype), self.momentum)
+            else:
+                var = var_buf.to(h.dtype)
+            h = h * (torch.rsqrt(var + self.eps) * self.weights[str(l)])
+            if l == 0:
+                h = h + self.bias
+            out[l] = h
+        return out
+
+
+class SignalNorm(torch.nn.Module):
+    """Per-sample normalisation by the total power of the signal.
+
+    ``x_l <- w_l * x_l / sqrt(sum_l sum_c mean_m x_l^2 + eps)``, plus one learned scalar added to
+    every l = 0 channel. Rotations preserve each degree's power, so the divisor is invariant.
+    """
+
+    def __init__(self, channels: Mapping[int, int], eps: float = 1e-8):
+        super().__init__()
+        self.channels = dict(channels)
+        self.eps = eps
+        self.weight = torch.nn.Parameter(torch.ones(max(self.channels) + 1))
+        self.bias = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: Features) -> Features:
+        power = sum(x[l].pow(2).mean(dim=0).sum(dim=-1) for l in self.channels)  # [B]
+        scale = torch.rsqrt(power + self.eps)[:, None]
+        out = {l: x[l] * (scale * self.weight[l]) for l in self.channels}
+        if 0 in out:
+            out[0] = out[0] + self.bias
+        return out

@@ -1,0 +1,205 @@
+"""Clebsch-Gordan tensor products of a steerable tensor with itself (the H-(V)AE nonlinearity).
+
+Two implementations of the same channel-wise product:
+
+* ``"reference"``: one dense einsum per (l1, l2, l3) path, as the authors computed it. Kept
+  as the test oracle and the benchmark baseline.
+* ``"fast"``: the sparse form of :mod:`holovae.nn.cg_entries`, run by a small fused C kernel
+  on CPU (:mod:`holovae.nn.fused_cg`) or, on CUDA or when the kernel cannot be built, by a
+  pure-torch pair-gather + CSR matmul. Both have hand-written backward passes.
+
+The channel-mixing ("full") product of the Table S8 ablation uses the reference algorithm.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Mapping
+
+import torch
+
+from ..so3.harmonics import clebsch_gordan
+from ..so3.irreps import Features
+from .cg_entries import CGEntries, cg_square_entries
+from .paths import efficient_paths, full_paths, paths_per_degree
+
+log = logging.getLogger(__name__)
+
+IMPLEMENTATIONS = ("auto", "fused", "sparse", "reference")
+
+
+class _TorchSparseSquare:
+    """Pair-gather + CSR matmul form of the CG square (any device)."""
+
+    def __init__(self, e: CGEntries, device: torch.device, dtype: torch.dtype):
+        pairs, pair_id = torch.unique(torch.stack([e.i, e.j]), dim=1, return_inverse=True)
+        self.pi = pairs[0].to(device)
+        self.pj = pairs[1].to(device)
+        n_pairs = pairs.shape[1]
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            S = torch.sparse_coo_tensor(torch.stack([e.row, pair_id]), e.val.to(dtype), (e.n_out, n_pairs),
+                                        check_invariants=True).coalesce()
+            self.S = S.to_sparse_csr().to(device)
+            self.St = S.t().coalesce().to_sparse_csr().to(device)
+        self.n_in = e.n_in
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return torch.sparse.mm(self.S, X[self.pi] * X[self.pj])
+
+    def backward(self, dY: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        dP = torch.sparse.mm(self.St, dY)
+        dX = torch.zeros_like(X)
+        dX.index_add_(0, self.pi, dP * X[self.pj])
+        dX.index_add_(0, self.pj, dP * X[self.pi])
+        return dX
+
+
+class _FusedSquare:
+    """The C kernel's form of the CG square (CPU, float32/float64)."""
+
+    def __init__(self, e: CGEntries, dtype: torch.dtype):
+        from . import fused_cg
+        self.kernel = fused_cg
+        self.e = e
+        self.val = e.val.to(dtype)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.kernel.cg_square_forward(X, self.e.row, self.e.i, self.e.j, self.val, self.e.n_out)
+
+    def backward(self, dY: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        return self.kernel.cg_square_backward(dY, X, self.e.row, self.e.i, self.e.j, self.val)
+
+
+class _CGSquareFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, X, op):
+        ctx.save_for_backward(X)
+        ctx.op = op
+        return op.forward(X)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dY):
+        (X,) = ctx.saved_tensors
+        return ctx.op.backward(dY.contiguous(), X), None
+
+
+def fused_kernel_available() -> bool:
+    try:
+        from . import fused_cg
+    except ImportError as exc:  # pragma: no cover - only when the module itself is broken
+        log.warning("fused CG kernel unavailable (%s); using the torch sparse path", exc)
+        return False
+    return fused_cg.available()
+
+
+class ChannelwiseTensorProduct(torch.nn.Module):
+    """Channel-wise CG tensor square ``x ⊗ x`` restricted to a set of paths.
+
+    Input ``{l: [2l+1, B, C]}`` (the same C for every degree) -> output
+    ``{l3: [2l3+1, B, C * n_paths(l3)]}``, output channel ``p * C + c`` being path ``p``
+    (ordered by l1, l2) of channel ``c``.
+
+    ``rule``: ``"efficient"`` (MST pairs + all (l, l) pairs, the paper's ETP) or ``"full"``
+    (all pairs, channel-wise). ``implementation``: ``"auto"`` (fused C kernel on CPU when it
+    builds, else torch sparse), ``"fused"``, ``"sparse"`` or ``"reference"``.
+    """
+
+    def __init__(self, channels: int, degrees_in: tuple[int, ...], lmax_out: int,
+                 rule: str = "efficient", implementation: str = "auto"):
+        super().__init__()
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+        if rule not in ("efficient", "full"):
+            raise ValueError(f"rule must be 'efficient' or 'full', got {rule!r}")
+        self.channels = int(channels)
+        self.degrees_in = tuple(sorted(degrees_in))
+        self.lmax_out = int(lmax_out)
+        self.rule = rule
+        self.implementation = implementation
+        self.paths = (efficient_paths if rule == "efficient" else full_paths)(self.degrees_in, self.lmax_out)
+        self.paths_by_l3 = paths_per_degree(self.paths)
+        self.channels_out = {l3: self.channels * len(p) for l3, p in sorted(self.paths_by_l3.items())}
+        self._entries = cg_square_entries(self.degrees_in, self.paths)
+        self._ops: dict = {}
+
+    # -- implementations -------------------------------------------------------------------
+    def _op(self, device: torch.device, dtype: torch.dtype):
+        impl = self.implementation
+        if impl == "auto":
+            impl = "fused" if device.type == "cpu" and fused_kernel_available() else "sparse"
+        if impl == "fused" and (device.type != "cpu" or not fused_kernel_available()):
+            raise RuntimeError("the fused CG kernel runs on CPU only and must have compiled; use implementation='sparse'")
+        key = (impl, device, dtype)
+        if key not in self._ops:
+            self._ops[key] = _FusedSquare(self._entries, dtype) if impl == "fused" else \
+                _TorchSparseSquare(self._entries, device, dtype)
+        return self._ops[key]
+
+    def forward(self, x: Features) -> Features:
+        if self.implementation == "reference":
+            return self._forward_reference(x)
+        first = x[self.degrees_in[0]]
+        B, C = first.shape[1], first.shape[2]
+        X = torch.cat([x[l] for l in self.degrees_in], dim=0).reshape(-1, B * C)
+        op = self._op(X.device, X.dtype)
+        Y = _CGSquareFunction.apply(X.contiguous(), op)
+        out: Features = {}
+        row = 0
+        for l3, paths in self.paths_by_l3.items():
+            k, d = len(paths), 2 * l3 + 1
+            block = Y[row:row + k * d].reshape(k, d, B, C)
+            out[l3] = block.permute(1, 2, 0, 3).reshape(d, B, k * C)
+            row += k * d
+        return out
+
+    def _forward_reference(self, x: Features) -> Features:
+        out: Features = {}
+        for l3, paths in self.paths_by_l3.items():
+            parts = []
+            for l1, l2, _ in paths:
+                cg = clebsch_gordan(l1, l2, l3, dtype=x[l1].dtype, device=x[l1].device)
+                parts.append(torch.einsum("mbc,nbc,mnk->kbc", x[l1], x[l2], cg))
+            out[l3] = torch.cat(parts, dim=2)
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"channels={self.channels}, degrees_in={self.degrees_in}, lmax_out={self.lmax_out}, "
+                f"rule={self.rule}, paths={len(self.paths)}, implementation={self.implementation}")
+
+
+class FullTensorProduct(torch.nn.Module):
+    """Channel-mixing CG tensor square (every channel pair), Table S8's "Full-TP" ablation.
+
+    Input ``{l: [2l+1, B, C_l]}`` -> ``{l3: [2l3+1, B, sum_paths C_l1 * C_l2]}`` over all
+    triangle-allowed paths with l1 <= l2 (for l1 == l2 only channel pairs c1 <= c2, since
+    ``x ⊗ x`` is symmetric in them).
+    """
+
+    def __init__(self, channels_in: Mapping[int, int], lmax_out: int):
+        super().__init__()
+        self.channels_in = dict(channels_in)
+        self.paths = full_paths(tuple(sorted(self.channels_in)), lmax_out)
+        self.paths_by_l3 = paths_per_degree(self.paths)
+        self.channels_out = {}
+        for l3, paths in sorted(self.paths_by_l3.items()):
+            n = 0
+            for l1, l2, _ in paths:
+                c1, c2 = self.channels_in[l1], self.channels_in[l2]
+                n += c1 * (c1 + 1) // 2 if l1 == l2 else c1 * c2
+            self.channels_out[l3] = n
+
+    def forward(self, x: Features) -> Features:
+        out: Features = {}
+        for l3, paths in self.paths_by_l3.items():
+            parts = []
+            for l1, l2, _ in paths:
+                cg = clebsch_gordan(l1, l2, l3, dtype=x[l1].dtype, device=x[l1].device)
+                y = torch.einsum("mbc,nbd,mnk->kbcd", x[l1], x[l2], cg)
+                if l1 == l2:
+                    iu = torch.triu_indices(y.shape[2], y.shape[3], device=y.device)
+                    y = y[:, :, iu[0], iu[1]]
+                parts.append(y.reshape(y.shape[0], y.shape[1], -1))
+            out[l3] = torch.cat(parts, dim=2)
+        return out
