@@ -1,0 +1,93 @@
+"""CG tensor square: fast paths against the per-path reference, paths, equivariance."""
+import pytest
+import torch
+
+from holovae.nn.paths import efficient_paths, full_paths
+from holovae.nn.tensor_product import ChannelwiseTensorProduct, FullTensorProduct, fused_kernel_available
+from holovae.so3 import random_rotation, wigner_D
+
+FAST = ["sparse"] + (["fused"] if fused_kernel_available() else [])
+
+
+def test_path_counts_match_the_paper():
+    # hyperparameters.md: 191 kept triples at L=10->10 and 73 at L=6->6; full products 381 / 106
+    assert len(efficient_paths(tuple(range(11)), 10)) == 191
+    assert len(efficient_paths(tuple(range(7)), 6)) == 73
+    assert len(full_paths(tuple(range(11)), 10)) == 381
+    assert len(full_paths(tuple(range(7)), 6)) == 106
+
+
+def _features(L, C, B, dtype, requires_grad=True):
+    return {l: torch.randn(2 * l + 1, B, C, dtype=dtype, requires_grad=requires_grad) for l in range(L + 1)}
+
+
+@pytest.mark.parametrize("impl", FAST)
+@pytest.mark.parametrize("L,L_out,C,B", [(1, 2, 3, 5), (4, 2, 7, 9), (6, 6, 5, 4), (10, 10, 3, 3), (10, 8, 2, 6)])
+def test_fast_equals_reference_values_and_gradients(impl, L, L_out, C, B):
+    ref = ChannelwiseTensorProduct(C, tuple(range(L + 1)), L_out, implementation="reference")
+    fast = ChannelwiseTensorProduct(C, tuple(range(L + 1)), L_out, implementation=impl)
+    x = _features(L, C, B, torch.float64)
+    y_ref, y_fast = ref(x), fast(x)
+    assert y_ref.keys() == y_fast.keys()
+    for l in y_ref:
+        assert y_fast[l].shape == y_ref[l].shape == (2 * l + 1, B, C * len(ref.paths_by_l3[l]))
+        torch.testing.assert_close(y_fast[l], y_ref[l], rtol=1e-10, atol=1e-12)
+    g = {l: torch.randn_like(v) for l, v in y_ref.items()}
+    grads_ref = torch.autograd.grad(sum((y_ref[l] * g[l]).sum() for l in g), list(x.values()))
+    grads_fast = torch.autograd.grad(sum((y_fast[l] * g[l]).sum() for l in g), list(x.values()))
+    for a, b in zip(grads_ref, grads_fast):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("impl", FAST)
+def test_fast_float32_close_to_reference(impl):
+    ref = ChannelwiseTensorProduct(16, tuple(range(11)), 10, implementation="reference")
+    fast = ChannelwiseTensorProduct(16, tuple(range(11)), 10, implementation=impl)
+    x = _features(10, 16, 20, torch.float32, requires_grad=False)
+    a, b = ref(x), fast(x)
+    for l in a:
+        assert (a[l] - b[l]).abs().max() <= 1e-5 * a[l].abs().max()
+
+
+@pytest.mark.parametrize("impl", ["reference"] + FAST)
+def test_output_is_equivariant(impl):
+    L, C = 6, 4
+    tp = ChannelwiseTensorProduct(C, tuple(range(L + 1)), L, implementation=impl)
+    x = _features(L, C, 3, torch.float64, requires_grad=False)
+    R = random_rotation(generator=torch.Generator().manual_seed(1))
+    rot = lambda feats: {l: torch.einsum("ij,jbc->ibc", wigner_D(l, R), v) for l, v in feats.items()}
+    y1, y2 = rot(tp(x)), tp(rot(x))
+    for l in y1:
+        # e3nn's CG and Wigner-D constants agree only to ~1e-7 relative per factor (their
+        # spherical harmonics and D disagree by ~1e-6 at l = 6 in float64), which bounds this
+        assert (y2[l] - y1[l]).abs().max() <= 2e-5 * y1[l].abs().max()
+
+
+def test_odd_self_paths_vanish_and_sparse_drops_them():
+    # x_l ⊗ x_l -> odd l3 is antisymmetric in the two factors, so it is zero for one tensor
+    tp = ChannelwiseTensorProduct(2, (0, 1, 2), 3, implementation="reference")
+    y = tp(_features(2, 2, 4, torch.float64, requires_grad=False))
+    paths = tp.paths_by_l3[3]
+    p = paths.index((2, 2, 3))
+    assert y[3][:, :, 2 * p:2 * p + 2].abs().max() < 1e-12
+
+
+def test_full_tensor_product_is_equivariant_and_counts_channel_pairs():
+    tp = FullTensorProduct({0: 2, 1: 3, 2: 2}, 2)
+    x = {0: torch.randn(1, 4, 2, dtype=torch.float64), 1: torch.randn(3, 4, 3, dtype=torch.float64),
+         2: torch.randn(5, 4, 2, dtype=torch.float64)}
+    y = tp(x)
+    # l3=0 paths: (0,0) 3 pairs, (1,1) 6 pairs, (2,2) 3 pairs
+    assert y[0].shape[-1] == tp.channels_out[0] == 3 + 6 + 3
+    R = random_rotation(generator=torch.Generator().manual_seed(2))
+    rot = lambda feats: {l: torch.einsum("ij,jbc->ibc", wigner_D(l, R), v) for l, v in feats.items()}
+    y_rot, y_exp = tp(rot(x)), rot(y)
+    for l in y:
+        assert (y_rot[l] - y_exp[l]).abs().max() <= 2e-5 * y_exp[l].abs().max()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="implementation"):
+        ChannelwiseTensorProduct(2, (0, 1), 1, implementation="magic")
+    with pytest.raises(ValueError, match="rule"):
+        ChannelwiseTensorProduct(2, (0, 1), 1, rule="some")
