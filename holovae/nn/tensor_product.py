@@ -155,14 +155,20 @@ class ChannelwiseTensorProduct(torch.nn.Module):
         return out
 
     def _forward_reference(self, x: Features) -> Features:
-        out: Features = {}
-        for l3, paths in self.paths_by_l3.items():
-            parts = []
-            for l1, l2, _ in paths:
-                cg = clebsch_gordan(l1, l2, l3, dtype=x[l1].dtype, device=x[l1].device)
-                parts.append(torch.einsum("mbc,nbc,mnk->kbc", x[l1], x[l2], cg))
-            out[l3] = torch.cat(parts, dim=2)
-        return out
+        # The authors' algorithm: per (l1, l2) pair, the outer product of the two degrees, then
+        # one dense CG contraction (a matmul) per output degree l3.
+        B, C = x[self.degrees_in[0]].shape[1:]
+        parts: dict[int, dict] = {l3: {} for l3 in self.paths_by_l3}
+        pairs: dict[tuple[int, int], list[int]] = {}
+        for l1, l2, l3 in self.paths:
+            pairs.setdefault((l1, l2), []).append(l3)
+        for (l1, l2), l3s in pairs.items():
+            outer = (x[l1][:, None] * x[l2][None]).reshape(-1, B * C)          # [(2l1+1)(2l2+1), B*C]
+            for l3 in l3s:
+                cg = clebsch_gordan(l1, l2, l3, dtype=outer.dtype, device=outer.device)
+                parts[l3][(l1, l2)] = (cg.reshape(-1, 2 * l3 + 1).T @ outer).reshape(2 * l3 + 1, B, C)
+        return {l3: torch.cat([parts[l3][(l1, l2)] for l1, l2, _ in paths], dim=2)
+                for l3, paths in self.paths_by_l3.items()}
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, degrees_in={self.degrees_in}, lmax_out={self.lmax_out}, "
