@@ -1,0 +1,486 @@
+/*
+ * Fused channel-wise Clebsch-Gordan "tensor square" for holovae.
+ *
+ * Plain C (GNU C11: vector extensions) + OpenMP, no torch headers; loaded from
+ * Python with ctypes (holovae/nn/fused_cg.py).  All matrices are row-major and
+ * contiguous:
+ *
+ *   forward : Y[r, n]  = sum_{e: row[e]==r} val[e] * X[i[e], n] * X[j[e], n]
+ *             X [d_in, N], Y [d_out, N]
+ *   backward: dX[i[e], n] += val[e] * dY[row[e], n] * X[j[e], n]
+ *             dX[j[e], n] += val[e] * dY[row[e], n] * X[i[e], n]
+ *             dY [d_out, N], X [d_in, N], dX [d_in, N]
+ *
+ * Both directions are one "gathered bilinear" computation
+ *
+ *   out[o, n] = sum_{e in entries(o)} v_e * A[p_e, n] * B[q_e, n]
+ *
+ * forward : o = row, p = i, q = j, A = B = X
+ * backward: every entry gives (o=i, p=row, q=j) and, if i != j, (o=j, p=row, q=i);
+ *           i == j gives one entry with 2*val.  A = dY, B = X.
+ *
+ * A "plan" (the entries sorted by o with a stable counting sort, O(nnz + dims),
+ * values converted to the working type) is built once per distinct entry list
+ * and kept in a small LRU cache keyed by the exact bytes of (row, i, j, val)
+ * (compared with memcmp), so repeated calls with the same CG entries only pay
+ * one pass over the entry lists.
+ *
+ * Columns are cut into tiles of TILE columns (NVEC vectors of VBYTES bytes per
+ * row).  For each tile the rows of A and B are packed into a small contiguous,
+ * zero-padded, thread-local buffer, so the inner loops always have the
+ * compile-time width TILE and the accumulator of one output row lives in NVEC
+ * vector registers for the whole row; every output row of the tile is written
+ * exactly once (rows without entries get zeros): no atomics, no zero-fill pass.
+ * Tiles are distributed over OpenMP threads.
+ *
+ * Return codes: 0 ok, -1 index out of range, -2 out of memory, -3 bad argument.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+/* A tile row is NVEC vectors of VBYTES bytes (GCC vector extensions; the compiler maps
+ * them to AVX/AVX2 or SSE registers, whatever -march allows). */
+#ifndef VBYTES
+#define VBYTES 32
+#endif
+#ifndef NVEC
+#define NVEC 6
+#endif
+#ifndef UNROLL2
+#define UNROLL2 1
+#endif
+#ifndef CACHE_SLOTS
+#define CACHE_SLOTS 16
+#endif
+#define TILE_F32 (NVEC * VBYTES / 4)
+#define TILE_F64 (NVEC * VBYTES / 8)
+#define ALIGN 64
+/* Outputs of at least this many bytes are written with non-temporal (streaming) stores:
+ * they would not stay in cache anyway, and streaming skips the read-for-ownership. */
+#ifndef NT_MIN_BYTES
+#define NT_MIN_BYTES (16LL << 20)
+#endif
+
+#if defined(__AVX__) && VBYTES == 32
+#include <immintrin.h>
+#define STREAM_f32(p, v) _mm256_stream_ps((float *)(p), (__m256)(v))
+#define STREAM_f64(p, v) _mm256_stream_pd((double *)(p), (__m256d)(v))
+#define STREAM_FENCE() _mm_sfence()
+#else
+#define STREAM_f32(p, v) memcpy((p), &(v), VBYTES)
+#define STREAM_f64(p, v) memcpy((p), &(v), VBYTES)
+#define STREAM_FENCE() ((void)0)
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* plan                                                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int32_t n_out;     /* output rows                                        */
+    int64_t n_ent;
+    int64_t *out_ptr;  /* [n_out + 1] -> entries                             */
+    int64_t *ent_p;    /* [n_ent] byte offset of the A row in a packed tile  */
+    int64_t *ent_q;    /* [n_ent] byte offset of the B row in a packed tile  */
+    void *vals;        /* [n_ent] values in the working type (2x if i == j)  */
+} plan_t;
+
+static void plan_free(plan_t *pl)
+{
+    free(pl->out_ptr);
+    free(pl->ent_p);
+    free(pl->ent_q);
+    free(pl->vals);
+    memset(pl, 0, sizeof(*pl));
+}
+
+static int64_t idx_at(const void *p, int is64, int64_t e)
+{
+    return is64 ? ((const int64_t *)p)[e] : (int64_t)((const int32_t *)p)[e];
+}
+
+/*
+ * kind 0 = forward, 1 = backward.  elsize = 4 (float) or 8 (double).
+ * Entries are stably sorted by output row (and within a row by p, which keeps
+ * the A rows of neighbouring entries together).
+ */
+static int plan_make(plan_t *pl, int kind, int elsize, int64_t nnz, int64_t d_in, int64_t d_out,
+                     const void *row, const void *ii, const void *jj, int is64, const void *val,
+                     int64_t tile_bytes)
+{
+    memset(pl, 0, sizeof(*pl));
+    if (d_in <= 0 || d_out <= 0 || d_in > INT32_MAX - 1 || d_out > INT32_MAX - 1 || nnz < 0)
+        return -3;
+    for (int64_t e = 0; e < nnz; ++e) {
+        int64_t r = idx_at(row, is64, e), a = idx_at(ii, is64, e), b = idx_at(jj, is64, e);
+        if (r < 0 || r >= d_out || a < 0 || a >= d_in || b < 0 || b >= d_in) return -1;
+    }
+    const int64_t n_out = kind == 0 ? d_out : d_in;
+    const int64_t n_p = kind == 0 ? d_in : d_out;
+    int64_t m = 0;
+    if (kind == 0) m = nnz;
+    else for (int64_t e = 0; e < nnz; ++e) m += idx_at(ii, is64, e) == idx_at(jj, is64, e) ? 1 : 2;
+
+    int rc = -2;
+    const size_t mm = (size_t)(m > 0 ? m : 1);
+    const int64_t big = n_out > n_p ? n_out : n_p;
+    int32_t *ko = malloc(mm * sizeof(int32_t)), *kp = malloc(mm * sizeof(int32_t));
+    int32_t *kq = malloc(mm * sizeof(int32_t)), *two = malloc(mm * sizeof(int32_t));
+    int64_t *src = malloc(mm * sizeof(int64_t)), *ord1 = malloc(mm * sizeof(int64_t));
+    int64_t *cnt = calloc((size_t)big + 1, sizeof(int64_t));
+    pl->out_ptr = malloc(((size_t)n_out + 1) * sizeof(int64_t));
+    pl->ent_p = malloc(mm * sizeof(int64_t));
+    pl->ent_q = malloc(mm * sizeof(int64_t));
+    pl->vals = malloc(mm * (size_t)elsize);
+    if (!ko || !kp || !kq || !two || !src || !ord1 || !cnt || !pl->out_ptr || !pl->ent_p ||
+        !pl->ent_q || !pl->vals)
+        goto done;
+
+    int64_t t = 0;
+    for (int64_t e = 0; e < nnz; ++e) {
+        int32_t r = (int32_t)idx_at(row, is64, e);
+        int32_t a = (int32_t)idx_at(ii, is64, e), b = (int32_t)idx_at(jj, is64, e);
+        if (kind == 0) {
+            ko[t] = r; kp[t] = a; kq[t] = b; two[t] = 0; src[t] = e; ++t;
+        } else {
+            ko[t] = a; kp[t] = r; kq[t] = b; two[t] = (a == b); src[t] = e; ++t;
+            if (a != b) { ko[t] = b; kp[t] = r; kq[t] = a; two[t] = 0; src[t] = e; ++t; }
+        }
+    }
+    /* stable LSD counting sort: by p, then by o */
+    for (int64_t e = 0; e < m; ++e) cnt[kp[e] + 1]++;
+    for (int64_t k = 0; k < n_p; ++k) cnt[k + 1] += cnt[k];
+    for (int64_t e = 0; e < m; ++e) ord1[cnt[kp[e]]++] = e;
+    memset(cnt, 0, ((size_t)big + 1) * sizeof(int64_t));
+    for (int64_t e = 0; e < m; ++e) cnt[ko[e] + 1]++;
+    for (int64_t k = 0; k < n_out; ++k) cnt[k + 1] += cnt[k];
+    memcpy(pl->out_ptr, cnt, ((size_t)n_out + 1) * sizeof(int64_t));
+    for (int64_t s = 0; s < m; ++s) {
+        int64_t e = ord1[s];
+        int64_t d = cnt[ko[e]]++;
+        pl->ent_p[d] = (int64_t)kp[e] * tile_bytes;
+        pl->ent_q[d] = (int64_t)kq[e] * tile_bytes;
+        if (elsize == 4) {
+            float v = ((const float *)val)[src[e]];
+            ((float *)pl->vals)[d] = two[e] ? v + v : v;
+        } else {
+            double v = ((const double *)val)[src[e]];
+            ((double *)pl->vals)[d] = two[e] ? v + v : v;
+        }
+    }
+    pl->n_out = (int32_t)n_out;
+    pl->n_ent = m;
+    rc = 0;
+done:
+    free(ko); free(kp); free(kq); free(two); free(src); free(ord1); free(cnt);
+    if (rc != 0) plan_free(pl);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* plan cache (keyed by the exact bytes of the inputs; thread safe)          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int kind, elsize, is64;
+    int64_t nnz, d_in, d_out;
+    void *key;          /* copy of row | i | j | val bytes                   */
+    size_t key_bytes;
+    plan_t plan;
+    int refs;           /* callers using the plan right now                  */
+    int evicted;        /* free when refs drops to 0                         */
+    uint64_t stamp;
+} centry_t;
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static centry_t *cache[CACHE_SLOTS];
+static uint64_t cache_clock;
+
+static void centry_free(centry_t *c)
+{
+    if (!c) return;
+    plan_free(&c->plan);
+    free(c->key);
+    free(c);
+}
+
+static void cache_release(centry_t *c)
+{
+    pthread_mutex_lock(&cache_mu);
+    int dead = (--c->refs == 0) && c->evicted;
+    pthread_mutex_unlock(&cache_mu);
+    if (dead) centry_free(c);
+}
+
+static int key_equal(const centry_t *c, const void *const parts[4], const size_t sizes[4])
+{
+    const unsigned char *k = (const unsigned char *)c->key;
+    for (int s = 0; s < 4; ++s) {
+        if (sizes[s] && memcmp(k, parts[s], sizes[s]) != 0) return 0;
+        k += sizes[s];
+    }
+    return 1;
+}
+
+static int cache_get(centry_t **out, int kind, int elsize, int64_t nnz, int64_t d_in, int64_t d_out,
+                     const void *row, const void *ii, const void *jj, int is64, const void *val,
+                     int64_t tile_bytes)
+{
+    const size_t ib = (size_t)nnz * (is64 ? 8 : 4);
+    const void *parts[4] = {row, ii, jj, val};
+    const size_t sizes[4] = {ib, ib, ib, (size_t)nnz * (size_t)elsize};
+
+    pthread_mutex_lock(&cache_mu);
+    for (int s = 0; s < CACHE_SLOTS; ++s) {
+        centry_t *c = cache[s];
+        if (c && c->kind == kind && c->elsize == elsize && c->is64 == is64 &&
+            c->nnz == nnz && c->d_in == d_in && c->d_out == d_out && key_equal(c, parts, sizes)) {
+            c->refs++;
+            c->stamp = ++cache_clock;
+            pthread_mutex_unlock(&cache_mu);
+            *out = c;
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&cache_mu);
+
+    /* miss: build outside the lock */
+    centry_t *c = calloc(1, sizeof(centry_t));
+    if (!c) return -2;
+    int rc = plan_make(&c->plan, kind, elsize, nnz, d_in, d_out, row, ii, jj, is64, val, tile_bytes);
+    if (rc) { free(c); return rc; }
+    c->key_bytes = sizes[0] + sizes[1] + sizes[2] + sizes[3];
+    c->key = malloc(c->key_bytes ? c->key_bytes : 1);
+    if (!c->key) { centry_free(c); return -2; }
+    unsigned char *k = (unsigned char *)c->key;
+    for (int s = 0; s < 4; ++s) { if (sizes[s]) memcpy(k, parts[s], sizes[s]); k += sizes[s]; }
+    c->kind = kind; c->elsize = elsize; c->is64 = is64;
+    c->nnz = nnz; c->d_in = d_in; c->d_out = d_out;
+    c->refs = 1;
+
+    centry_t *victim = NULL;
+    pthread_mutex_lock(&cache_mu);
+    c->stamp = ++cache_clock;
+    int slot = -1;
+    for (int s = 0; s < CACHE_SLOTS && slot < 0; ++s) if (!cache[s]) slot = s;
+    if (slot < 0) {
+        slot = 0;
+        for (int s = 1; s < CACHE_SLOTS; ++s) if (cache[s]->stamp < cache[slot]->stamp) slot = s;
+        victim = cache[slot];
+        victim->evicted = 1;
+        if (victim->refs > 0) victim = NULL; /* the last user frees it */
+    }
+    cache[slot] = c;
+    pthread_mutex_unlock(&cache_mu);
+    centry_free(victim);
+    *out = c;
+    return 0;
+}
+
+/* Drop every cached plan (plans in use are freed by their last user). */
+void holovae_cg_clear_cache(void)
+{
+    centry_t *dead[CACHE_SLOTS];
+    int nd = 0;
+    pthread_mutex_lock(&cache_mu);
+    for (int s = 0; s < CACHE_SLOTS; ++s) {
+        if (!cache[s]) continue;
+        cache[s]->evicted = 1;
+        if (cache[s]->refs == 0) dead[nd++] = cache[s];
+        cache[s] = NULL;
+    }
+    pthread_mutex_unlock(&cache_mu);
+    for (int k = 0; k < nd; ++k) centry_free(dead[k]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* thread-local packing buffer (kept between calls: no malloc/page faults)   */
+/* ------------------------------------------------------------------------ */
+
+static __thread void *tl_buf;
+static __thread size_t tl_cap;
+static pthread_key_t tl_key;            /* frees a thread's buffer when the thread exits */
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+static int tl_key_ok;
+
+static void tl_make_key(void) { tl_key_ok = pthread_key_create(&tl_key, free) == 0; }
+
+static void *scratch(size_t bytes)
+{
+    if (bytes > tl_cap || !tl_buf) {
+        free(tl_buf);
+        size_t cap = bytes + bytes / 4 + ALIGN;
+        cap = (cap + ALIGN - 1) / ALIGN * ALIGN;
+        tl_buf = aligned_alloc(ALIGN, cap);
+        tl_cap = tl_buf ? cap : 0;
+        pthread_once(&tl_once, tl_make_key);
+        if (tl_key_ok) pthread_setspecific(tl_key, tl_buf);
+    }
+    return tl_buf;
+}
+
+/* ------------------------------------------------------------------------ */
+/* typed kernels                                                             */
+/* ------------------------------------------------------------------------ */
+
+static int clamp_threads(int nthreads, int64_t ntiles)
+{
+    if (nthreads < 1) nthreads = 1;
+    if ((int64_t)nthreads > ntiles) nthreads = (int)(ntiles > 0 ? ntiles : 1);
+    return nthreads;
+}
+
+/*
+ * DEFINE_KERNELS(T, SFX, TL) generates, for scalar type T with tile width TL:
+ *   tile_SFX  one column tile: out[:, n0:n0+width] from packed A, B tiles
+ *   pack_SFX  copy a column slice of a matrix into a zero-padded [d][TL] buffer
+ *   run_SFX   all tiles, in parallel
+ *   holovae_cg_forward_SFX / holovae_cg_backward_SFX  (exported)
+ */
+#define DEFINE_KERNELS(T, SFX, TL)                                                          \
+                                                                                            \
+static void tile_##SFX(const plan_t *pl, const char *restrict A, const char *restrict B,    \
+                       T *restrict out, int64_t ldo, int64_t width, int nt_store)           \
+{                                                                                           \
+    typedef T V __attribute__((vector_size(VBYTES), may_alias));                            \
+    typedef T VU __attribute__((vector_size(VBYTES), may_alias, aligned(sizeof(T))));       \
+    enum { NV = TL * (int)sizeof(T) / VBYTES };                                             \
+    const int64_t *restrict out_ptr = pl->out_ptr;                                          \
+    const int64_t *restrict ent_p = pl->ent_p;                                              \
+    const int64_t *restrict ent_q = pl->ent_q;                                              \
+    const T *restrict vals = (const T *)pl->vals;                                           \
+    for (int32_t o = 0; o < pl->n_out; ++o) {                                               \
+        V acc[NV], acc2[NV];                                                                \
+        for (int k = 0; k < NV; ++k) { acc[k] = (V){0}; acc2[k] = (V){0}; }                 \
+        int64_t e = out_ptr[o];                                                             \
+        const int64_t e1 = out_ptr[o + 1];                                                  \
+        if (UNROLL2) {                                                                      \
+            for (; e + 1 < e1; e += 2) {                                                    \
+                const T v0 = vals[e], v1 = vals[e + 1];                                     \
+                const V *a0 = (const V *)(A + ent_p[e]), *b0 = (const V *)(B + ent_q[e]);   \
+                const V *a1 = (const V *)(A + ent_p[e + 1]);                                \
+                const V *b1 = (const V *)(B + ent_q[e + 1]);                                \
+                for (int k = 0; k < NV; ++k) {                                              \
+                    acc[k] += (v0 * a0[k]) * b0[k];                                         \
+                    acc2[k] += (v1 * a1[k]) * b1[k];                                        \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        for (; e < e1; ++e) {                                                               \
+            const T v = vals[e];                                                            \
+            const V *a = (const V *)(A + ent_p[e]), *b = (const V *)(B + ent_q[e]);         \
+            for (int k = 0; k < NV; ++k) acc[k] += (v * a[k]) * b[k];                       \
+        }                                                                                   \
+        T *y = out + (int64_t)o * ldo;                                                      \
+        if (width == TL && nt_store && ((uintptr_t)y % VBYTES) == 0) {                      \
+            for (int k = 0; k < NV; ++k) {                                                  \
+                V r = acc[k] + acc2[k];                                                     \
+                STREAM_##SFX(y + k * (VBYTES / (int)sizeof(T)), r);                         \
+            }                                                                               \
+        } else if (width == TL) {                                                           \
+            for (int k = 0; k < NV; ++k) *(VU *)(y + k * (VBYTES / (int)sizeof(T))) =       \
+                acc[k] + acc2[k];                                                           \
+        } else {                                                                            \
+            V tmp[NV];                                                                      \
+            for (int k = 0; k < NV; ++k) tmp[k] = acc[k] + acc2[k];                         \
+            memcpy(y, tmp, (size_t)width * sizeof(T));                                      \
+        }                                                                                   \
+    }                                                                                       \
+}                                                                                           \
+                                                                                            \
+static void pack_##SFX(T *restrict P, const T *restrict M, int64_t d, int64_t ld,           \
+                       int64_t n0, int64_t w)                                               \
+{                                                                                           \
+    for (int64_t r = 0; r < d; ++r) {                                                       \
+        memcpy(P + r * TL, M + r * ld + n0, (size_t)w * sizeof(T));                         \
+        for (int64_t t = w; t < TL; ++t) P[r * TL + t] = (T)0;                              \
+    }                                                                                       \
+}                                                                                           \
+                                                                                            \
+static int run_##SFX(const plan_t *pl, const T *A, int64_t dA, const T *B, int64_t dB,      \
+                     int same, T *out, int64_t N, int nthreads)                             \
+{                                                                                           \
+    int rc = 0;                                                                             \
+    const int64_t ntiles = (N + TL - 1) / TL;                                               \
+    const int nt = clamp_threads(nthreads, ntiles);                                         \
+    const int nts = (int64_t)pl->n_out * N * (int64_t)sizeof(T) >= NT_MIN_BYTES;            \
+    _Pragma("omp parallel num_threads(nt)")                                                 \
+    {                                                                                       \
+        const size_t rowsB = (size_t)dB, rowsA = same ? 0 : (size_t)dA;                     \
+        T *bufB = (T *)scratch((rowsA + rowsB) * TL * sizeof(T));                           \
+        T *bufA = bufB ? (same ? bufB : bufB + rowsB * TL) : NULL;                          \
+        if (!bufB) {                                                                        \
+            _Pragma("omp atomic write")                                                     \
+            rc = -2;                                                                        \
+        }                                                                                   \
+        _Pragma("omp for schedule(static)")                                                 \
+        for (int64_t tile = 0; tile < ntiles; ++tile) {                                     \
+            if (!bufB) continue;                                                            \
+            const int64_t n0 = tile * TL;                                                   \
+            const int64_t w = (N - n0) < TL ? (N - n0) : TL;                                \
+            pack_##SFX(bufB, B, dB, N, n0, w);                                              \
+            if (!same) pack_##SFX(bufA, A, dA, N, n0, w);                                   \
+            tile_##SFX(pl, (const char *)bufA, (const char *)bufB, out + n0, N, w, nts);    \
+        }                                                                                   \
+        STREAM_FENCE();                                                                     \
+    }                                                                                       \
+    return rc;                                                                              \
+}                                                                                           \
+                                                                                            \
+int holovae_cg_forward_##SFX(const T *X, int64_t d_in, int64_t N,                           \
+                             const void *row, const void *ii, const void *jj, int idx64,    \
+                             const T *val, int64_t nnz, T *Y, int64_t d_out, int nthreads)  \
+{                                                                                           \
+    centry_t *c;                                                                            \
+    if (N < 0) return -3;                                                                   \
+    int rc = cache_get(&c, 0, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
+                       (int64_t)TL * (int64_t)sizeof(T));                                   \
+    if (rc) return rc;                                                                      \
+    if (N > 0) rc = run_##SFX(&c->plan, X, d_in, X, d_in, 1, Y, N, nthreads);               \
+    cache_release(c);                                                                       \
+    return rc;                                                                              \
+}                                                                                           \
+                                                                                            \
+int holovae_cg_backward_##SFX(const T *dY, int64_t d_out, const T *X, int64_t d_in,         \
+                              int64_t N, const void *row, const void *ii, const void *jj,   \
+                              int idx64, const T *val, int64_t nnz, T *dX, int nthreads)    \
+{                                                                                           \
+    centry_t *c;                                                                            \
+    if (N < 0) return -3;                                                                   \
+    int rc = cache_get(&c, 1, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
+                       (int64_t)TL * (int64_t)sizeof(T));                                   \
+    if (rc) return rc;                                                                      \
+    if (N > 0) rc = run_##SFX(&c->plan, dY, d_out, X, d_in, 0, dX, N, nthreads);            \
+    cache_release(c);                                                                       \
+    return rc;                                                                              \
+}
+
+DEFINE_KERNELS(float, f32, TILE_F32)
+DEFINE_KERNELS(double, f64, TILE_F64)
+
+/*
+ * Ask for transparent huge pages on the 2 MiB-aligned interior of a freshly allocated
+ * (not yet touched) output buffer: first-touch page faults of a 50 MB output otherwise cost
+ * more than the kernel itself.  A hint only; returns 0 when applied, 1 when not.
+ */
+int holovae_cg_advise_huge(void *p, int64_t bytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+    uintptr_t e = ((uintptr_t)p + (uintptr_t)bytes) & ~(huge - 1);
+    if (bytes > 0 && e > a) return madvise((void *)a, e - a, MADV_HUGEPAGE) == 0 ? 0 : 1;
+#else
+    (void)p; (void)bytes;
+#endif
+    return 1;
+}
+
+int holovae_cg_tile_f32(void) { return TILE_F32; }
+int holovae_cg_tile_f64(void) { return TILE_F64; }
+int holovae_cg_abi_version(void) { return 2; }

@@ -1,0 +1,399 @@
+"""Fused CPU kernel for the channel-wise Clebsch-Gordan "tensor square".
+
+For a steerable feature matrix ``X [D_in, N]`` (component-major, see
+:mod:`holovae.so3.irreps`) and a sparse list of CG entries ``(row, i, j, val)``::
+
+    Y[r, n] = sum_{e: row[e] == r} val[e] * X[i[e], n] * X[j[e], n]          Y [n_out, N]
+
+and its gradient ``dX[i] += val * dY[row] * X[j]``, ``dX[j] += val * dY[row] * X[i]``.
+
+The kernel is the plain C file ``csrc/fused_cg.c`` (no torch headers), compiled on first use
+with ``gcc -O3 -march=native -shared -fPIC -fopenmp`` into a cache directory
+(``$HOLOVAE_CACHE`` or ``~/.cache/holovae``; the file name hashes the source, the flags, the
+machine, the CPU model and its feature flags, so a shared home directory never hands a binary to
+a CPU that cannot run it) and loaded with :mod:`ctypes`. ctypes releases the GIL during the call.
+
+Public API
+----------
+``available()``
+    ``True`` if the kernel could be compiled/loaded. Any failure (no gcc, compile error, ...)
+    is logged once with :func:`logging.warning` and makes it return ``False``; callers then use
+    their pure-torch path. ``HOLOVAE_NO_FUSED=1`` in the environment forces ``False`` (it is
+    read on every call, so tests can toggle it).
+``cg_square_forward(X, row, i, j, val, n_out, *, out=None) -> Y``
+``cg_square_backward(dY, X, row, i, j, val, *, out=None) -> dX``
+    torch CPU tensors. ``X``/``dY`` float32 or float64 (same dtype), 2-D (non-contiguous input
+    is copied). ``val`` 1-D, any floating dtype, cast to ``X.dtype``. ``row``/``i``/``j`` 1-D
+    integer tensors of equal length; int32 (cheapest) and int64 are used as they are, other
+    integer dtypes are converted to int64. The entries may come in any order and ``i > j`` is
+    allowed. An out-of-range index raises ``IndexError``. ``out`` (optional) is a contiguous
+    tensor of the result's shape and dtype that is overwritten (saves the allocation and its
+    page faults for big outputs). Threads: ``torch.get_num_threads()``. The results carry no
+    autograd history.
+``cg_square(X, row, i, j, val, n_out) -> Y``
+    The forward wrapped in an autograd function (gradient with respect to ``X`` only; not twice
+    differentiable). Requires ``available()``.
+``clear_plan_cache()``
+    Frees the cached plans (see below).
+
+Performance notes: the kernel sorts the entries into a "plan" once per distinct entry list and
+keeps up to 16 plans in an LRU cache keyed by the exact bytes of ``(row, i, j, val)`` (checked
+with memcmp on every call, so changing the tensors in place is safe); a call with known entries
+costs one pass over them (~10 us for 15k int32 entries). Each OpenMP thread keeps its packing
+buffer (``(D_in [+ D_out]) * 192`` bytes) between calls. Outputs of 16 MiB or more are written
+with streaming stores, and outputs of 8 MiB or more that this module allocates get
+``madvise(MADV_HUGEPAGE)`` (on a VM first-touch page faults of a 50 MB output otherwise cost
+more than the kernel).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+__all__ = ["available", "cg_square_forward", "cg_square_backward", "cg_square",
+           "clear_plan_cache"]
+
+log = logging.getLogger(__name__)
+
+_SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_cg.c"
+_BASE_FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-std=gnu11"]
+_NATIVE_FLAGS = ["-march=native"]
+_ABI_VERSION = 2
+_HUGE_MIN_BYTES = 8 << 20   # fresh outputs this big get madvise(MADV_HUGEPAGE)
+
+_lock = threading.Lock()
+_lib: Optional[ctypes.CDLL] = None
+_failure: Optional[str] = None      # reason, once loading failed
+_env_logged = False
+
+
+# --------------------------------------------------------------------------------------------
+# build & load
+# --------------------------------------------------------------------------------------------
+
+def _cache_dir() -> Path:
+    env = os.environ.get("HOLOVAE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "holovae"
+
+
+def _cpu_signature() -> str:
+    """CPU model plus feature flags (the model string alone can be as vague as 'AMD EPYC')."""
+    model, flags = "", ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "cpu model", "processor name") and not model:
+                    model = value.strip()
+                elif key in ("flags", "features", "isa") and not flags:
+                    flags = " ".join(sorted(value.split()))
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    return f"{model or platform.processor()}|{flags}"
+
+
+def _library_path(source: bytes, flags: list[str]) -> Path:
+    h = hashlib.sha256()
+    for part in (source, " ".join(flags).encode(), platform.machine().encode(),
+                 _cpu_signature().encode(), str(_ABI_VERSION).encode()):
+        h.update(part)
+        h.update(b"\0")
+    return _cache_dir() / f"fused_cg-{platform.machine()}-{h.hexdigest()[:20]}.so"
+
+
+def _compile(gcc: str, source_path: Path, out: Path, flags: list[str]) -> None:
+    """Compile into a temporary file next to ``out``, then rename atomically."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.stem + ".", suffix=".tmp.so", dir=out.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run([gcc, *flags, str(source_path), "-o", tmp],
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{gcc} {' '.join(flags)} failed:\n{proc.stderr.strip()[-2000:]}")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    p, i64, c_int = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    for sfx in ("f32", "f64"):
+        fwd = getattr(lib, f"holovae_cg_forward_{sfx}")
+        fwd.restype = c_int
+        # X, d_in, N, row, i, j, idx64, val, nnz, Y, d_out, nthreads
+        fwd.argtypes = [p, i64, i64, p, p, p, c_int, p, i64, p, i64, c_int]
+        bwd = getattr(lib, f"holovae_cg_backward_{sfx}")
+        bwd.restype = c_int
+        # dY, d_out, X, d_in, N, row, i, j, idx64, val, nnz, dX, nthreads
+        bwd.argtypes = [p, i64, p, i64, i64, p, p, p, c_int, p, i64, p, c_int]
+    lib.holovae_cg_advise_huge.restype = c_int
+    lib.holovae_cg_advise_huge.argtypes = [p, i64]
+    lib.holovae_cg_clear_cache.restype = None
+    lib.holovae_cg_clear_cache.argtypes = []
+    lib.holovae_cg_abi_version.restype = c_int
+    lib.holovae_cg_abi_version.argtypes = []
+    if lib.holovae_cg_abi_version() != _ABI_VERSION:
+        raise RuntimeError("fused_cg library ABI version mismatch")
+
+
+def _load() -> ctypes.CDLL:
+    source = _SOURCE.read_bytes()
+    errors = []
+    for flags in (_BASE_FLAGS + _NATIVE_FLAGS, _BASE_FLAGS):
+        path = _library_path(source, flags)
+        try:
+            if not path.exists():
+                cc = os.environ.get("HOLOVAE_CC", "gcc")
+                gcc = shutil.which(cc)
+                if gcc is None:
+                    raise RuntimeError(f"C compiler {cc!r} not found on PATH")
+                try:
+                    _compile(gcc, _SOURCE, path, flags)
+                except OSError:  # cache dir not writable: a private temp dir instead
+                    uid = getattr(os, "getuid", lambda: 0)()
+                    path = Path(tempfile.gettempdir()) / f"holovae-{uid}" / path.name
+                    if not path.exists():
+                        _compile(gcc, _SOURCE, path, flags)
+            lib = ctypes.CDLL(str(path))
+            _declare(lib)
+            return lib
+        except Exception as exc:  # noqa: BLE001 - any failure means: fall back
+            errors.append(f"[{' '.join(flags)}] {exc}")
+            if "not found on PATH" in str(exc):
+                break
+    raise RuntimeError("; ".join(errors))
+
+
+def _disabled_by_env() -> bool:
+    return os.environ.get("HOLOVAE_NO_FUSED", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def available() -> bool:
+    """Whether the fused kernel can be used (compiles and loads it on the first call)."""
+    global _lib, _failure, _env_logged
+    if _disabled_by_env():
+        if not _env_logged:
+            _env_logged = True
+            log.info("fused CG kernel disabled by HOLOVAE_NO_FUSED")
+        return False
+    if _lib is not None:
+        return True
+    if _failure is not None:
+        return False
+    with _lock:
+        if _lib is None and _failure is None:
+            try:
+                _lib = _load()
+            except Exception as exc:  # noqa: BLE001
+                _failure = str(exc)
+                log.warning("holovae fused CG kernel unavailable, using the pure-torch path: %s",
+                            _failure)
+    return _lib is not None
+
+
+def clear_plan_cache() -> None:
+    """Free the kernel's cached plans (no-op when the kernel was never loaded)."""
+    if _lib is not None:
+        _lib.holovae_cg_clear_cache()
+
+
+def _get_lib() -> ctypes.CDLL:
+    if not available():
+        why = "disabled by HOLOVAE_NO_FUSED" if _disabled_by_env() else _failure
+        raise RuntimeError(f"fused CG kernel unavailable ({why}); check fused_cg.available() "
+                           "and use the pure-torch path")
+    assert _lib is not None
+    return _lib
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------
+
+_FLOATS = (torch.float32, torch.float64)
+
+
+def _check_matrix(name: str, t: torch.Tensor) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.device.type != "cpu":
+        raise ValueError(f"{name} must be a CPU tensor, got device {t.device}")
+    if t.dtype not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
+    if t.dim() != 2:
+        raise ValueError(f"{name} must be 2-D [components, N], got shape {tuple(t.shape)}")
+    return t.detach().contiguous()
+
+
+def _check_entries(row, i, j, val, dtype):
+    idx = []
+    for name, t in (("row", row), ("i", i), ("j", j)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.device.type != "cpu":
+            raise ValueError(f"{name} must be a CPU tensor, got device {t.device}")
+        if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+            raise TypeError(f"{name} must be an integer tensor, got {t.dtype}")
+        if t.dim() != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
+        idx.append(t)
+    if not isinstance(val, torch.Tensor):
+        raise TypeError(f"val must be a torch.Tensor, got {type(val).__name__}")
+    if val.device.type != "cpu":
+        raise ValueError(f"val must be a CPU tensor, got device {val.device}")
+    if not val.dtype.is_floating_point:
+        raise TypeError(f"val must be a floating tensor, got {val.dtype}")
+    if val.dim() != 1:
+        raise ValueError(f"val must be 1-D, got shape {tuple(val.shape)}")
+    nnz = val.shape[0]
+    for name, t in zip(("row", "i", "j"), idx):
+        if t.shape[0] != nnz:
+            raise ValueError(f"row, i, j and val must have equal lengths, got "
+                             f"{[t.shape[0] for t in idx] + [nnz]}")
+    dtypes = {t.dtype for t in idx}
+    if dtypes == {torch.int32}:
+        idx64 = 0
+    else:
+        idx64 = 1
+        idx = [t.to(torch.int64) for t in idx]
+    idx = [t.contiguous() for t in idx]
+    return idx, idx64, val.detach().to(dtype).contiguous(), nnz
+
+
+def _raise(rc: int, what: str) -> None:
+    if rc == -1:
+        raise IndexError(f"{what}: an entry index is out of range (need 0 <= row < n_out, "
+                         f"0 <= i, j < D_in)")
+    if rc == -2:
+        raise MemoryError(f"{what}: out of memory in the fused CG kernel")
+    raise ValueError(f"{what}: invalid arguments (fused CG kernel returned {rc})")
+
+
+def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
+    a0, b0 = a.data_ptr(), b.data_ptr()
+    return a0 < b0 + b.numel() * b.element_size() and b0 < a0 + a.numel() * a.element_size()
+
+
+def _output(out: Optional[torch.Tensor], shape: tuple, X: torch.Tensor, what: str,
+            inputs: tuple = ()) -> torch.Tensor:
+    if out is None:
+        t = torch.empty(shape, dtype=X.dtype)
+        nbytes = t.numel() * t.element_size()
+        if nbytes >= _HUGE_MIN_BYTES and _lib is not None:
+            _lib.holovae_cg_advise_huge(t.data_ptr(), nbytes)
+        return t
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{what}: out must be a torch.Tensor, got {type(out).__name__}")
+    if out.device.type != "cpu" or out.dtype != X.dtype or tuple(out.shape) != tuple(shape) \
+            or not out.is_contiguous():
+        raise ValueError(f"{what}: out must be a contiguous CPU {X.dtype} tensor of shape "
+                         f"{tuple(shape)}, got {out.dtype} {tuple(out.shape)} on {out.device}"
+                         f"{'' if out.is_contiguous() else ' (non-contiguous)'}")
+    if out.requires_grad and torch.is_grad_enabled():
+        raise RuntimeError(f"{what}: out must not require grad")
+    if out.numel() and any(t.numel() and _overlaps(out, t) for t in (X, *inputs)):
+        raise ValueError(f"{what}: out must not overlap the inputs")
+    return out
+
+
+def _ptr(t: torch.Tensor) -> int:
+    return t.data_ptr()
+
+
+# --------------------------------------------------------------------------------------------
+# public kernels
+# --------------------------------------------------------------------------------------------
+
+def cg_square_forward(X: torch.Tensor, row: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
+                      val: torch.Tensor, n_out: int, *,
+                      out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``Y[r] = sum_{e: row[e]==r} val[e] * X[i[e]] * X[j[e]]`` -> ``Y [n_out, N]``.
+
+    ``out``: optional contiguous ``[n_out, N]`` tensor of ``X``'s dtype to write into (every
+    element is overwritten), which saves the allocation (and its page faults) for big outputs.
+    """
+    X = _check_matrix("X", X)
+    n_out = int(n_out)
+    if n_out < 0:
+        raise ValueError(f"n_out must be >= 0, got {n_out}")
+    (row, i, j), idx64, val, nnz = _check_entries(row, i, j, val, X.dtype)
+    d_in, N = X.shape
+    lib = _get_lib()
+    if n_out == 0 or d_in == 0 or N == 0:
+        if nnz and (n_out == 0 or d_in == 0):
+            _raise(-1, "cg_square_forward")
+        return _output(out, (n_out, N), X, "cg_square_forward").zero_()
+    Y = _output(out, (n_out, N), X, "cg_square_forward")
+    fn = lib.holovae_cg_forward_f32 if X.dtype == torch.float32 else lib.holovae_cg_forward_f64
+    rc = fn(_ptr(X), d_in, N, _ptr(row), _ptr(i), _ptr(j), idx64, _ptr(val), nnz,
+            _ptr(Y), n_out, torch.get_num_threads())
+    if rc != 0:
+        _raise(rc, "cg_square_forward")
+    return Y
+
+
+def cg_square_backward(dY: torch.Tensor, X: torch.Tensor, row: torch.Tensor, i: torch.Tensor,
+                       j: torch.Tensor, val: torch.Tensor, *,
+                       out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Gradient of :func:`cg_square_forward` with respect to ``X`` -> ``dX [D_in, N]``.
+
+    ``out``: optional contiguous ``[D_in, N]`` tensor of ``X``'s dtype to write into.
+    """
+    dY = _check_matrix("dY", dY)
+    X = _check_matrix("X", X)
+    if dY.dtype != X.dtype:
+        raise TypeError(f"dY and X must have the same dtype, got {dY.dtype} and {X.dtype}")
+    if dY.shape[1] != X.shape[1]:
+        raise ValueError(f"dY [n_out, N] and X [D_in, N] disagree on N: "
+                         f"{tuple(dY.shape)} vs {tuple(X.shape)}")
+    (row, i, j), idx64, val, nnz = _check_entries(row, i, j, val, X.dtype)
+    n_out = dY.shape[0]
+    d_in, N = X.shape
+    lib = _get_lib()
+    if n_out == 0 or d_in == 0 or N == 0:
+        if nnz and (n_out == 0 or d_in == 0):
+            _raise(-1, "cg_square_backward")
+        return _output(out, (d_in, N), X, "cg_square_backward", (dY,)).zero_()
+    dX = _output(out, (d_in, N), X, "cg_square_backward", (dY,))
+    fn = lib.holovae_cg_backward_f32 if X.dtype == torch.float32 else lib.holovae_cg_backward_f64
+    rc = fn(_ptr(dY), n_out, _ptr(X), d_in, N, _ptr(row), _ptr(i), _ptr(j), idx64, _ptr(val),
+            nnz, _ptr(dX), torch.get_num_threads())
+    if rc != 0:
+        _raise(rc, "cg_square_backward")
+    return dX
+
+
+class _CGSquare(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, X, row, i, j, val, n_out):
+        ctx.save_for_backward(X, row, i, j, val)
+        return cg_square_forward(X, row, i, j, val, n_out)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dY):
+        X, row, i, j, val = ctx.saved_tensors
+        dX = cg_square_backward(dY, X, row, i, j, val) if ctx.needs_input_grad[0] else None
+        return dX, None, None, None, None, None
+
+
+def cg_square(X: torch.Tensor, row: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
+              val: torch.Tensor, n_out: int) -> torch.Tensor:
+    """Differentiable (in ``X``) fused CG tensor square; see :func:`cg_square_forward`."""
+    return _CGSquare.apply(X, row, i, j, val, int(n_out))
