@@ -1,0 +1,230 @@
+"""HDF5 files of steerable tensors (design.md §2).
+
+One file per split (or shard)::
+
+    coefficients   float32 [N, dim]   e3nn ``mul x ir`` order
+    labels         [N]                optional (any numeric dtype)
+    ids            str [N]            optional
+    <extra>        [N, ...]           optional, e.g. ``rotations [N, 3, 3]``
+    attrs: irreps (str), holovae_version (str), format (str), and the caller's attributes
+           (transform parameters, source checksums, ...), each JSON-encoded.
+
+Files are written atomically (temporary file in the same directory, then ``os.replace``) so
+that an interrupted job never leaves a file that a later stage would mistake for a result.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from e3nn import o3
+
+import holovae
+
+FORMAT = "holovae-steerable-v1"
+# Attribute / dataset names owned by this module; callers may not override them.
+_RESERVED_ATTRS = ("irreps", "holovae_version", "format")
+_RESERVED_DATASETS = ("coefficients", "labels", "ids")
+# Prefix of JSON-encoded caller attributes, so they never collide with ours.
+_ATTR_PREFIX = "json:"
+
+
+class DatasetFormatError(ValueError):
+    """An HDF5 file does not hold a valid steerable-tensor dataset (message names the file)."""
+
+
+@dataclass
+class SteerableDataset:
+    """Contents of one file: ``coefficients [N, dim]`` (float32 tensor), ``labels [N]``,
+    ``ids [N]`` (str ndarray), ``extra`` datasets ``{name: [N, ...]}`` and decoded ``attrs``."""
+
+    coefficients: torch.Tensor
+    irreps: o3.Irreps
+    labels: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    path: str | None = None
+
+    def __len__(self) -> int:
+        return self.coefficients.shape[0]
+
+
+def _as_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _json_default(v):
+    # numpy scalars/arrays (seeds, shapes, checksums computed with numpy) are common attribute values
+    if isinstance(v, (np.generic, np.ndarray)):
+        return v.tolist()
+    raise TypeError(f"{type(v).__name__} is not JSON-serialisable")
+
+
+def _irreps_str(irreps) -> str:
+    return str(o3.Irreps(irreps))
+
+
+def _same_layout(a, b) -> bool:
+    # "2x0e" and "1x0e+1x0e" give the same flat layout, so compare simplified irreps.
+    return o3.Irreps(a).simplify() == o3.Irreps(b).simplify()
+
+
+def write_dataset(path, coefficients, irreps, labels=None, ids=None,
+                  attrs: Mapping[str, Any] | None = None,
+                  extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``coefficients [N, dim]`` (cast to float32) with their ``irreps`` to ``path``.
+
+    ``labels [N]`` and ``ids [N]`` (converted to str) are optional; ``attrs`` values must be
+    JSON-serialisable (stored JSON-encoded); ``extra`` maps names to ``[N, ...]`` arrays.
+    Raises ``ValueError`` for NaN/inf coefficients or inconsistent shapes, before any file
+    is touched; on any failure the target path is left as it was.
+    """
+    path = Path(path)
+    irreps = o3.Irreps(irreps)
+    x = _as_numpy(coefficients)
+    if x.ndim != 2 or x.shape[1] != irreps.dim:
+        raise ValueError(f"{path}: coefficients must be [N, {irreps.dim}] for irreps {irreps}, "
+                         f"got shape {x.shape}")
+    x = x.astype(np.float32, copy=False)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])
+        raise ValueError(f"{path}: refusing to write non-finite coefficients "
+                         f"({int(bad.sum())} NaN/inf values in {rows.size} rows, first rows {rows[:5].tolist()})")
+    n = x.shape[0]
+    datasets: dict[str, np.ndarray] = {}
+    if labels is not None:
+        datasets["labels"] = _as_numpy(labels)
+    if ids is not None:
+        datasets["ids"] = np.asarray([str(i) for i in ids], dtype=object)
+    for name, arr in (extra or {}).items():
+        if name in _RESERVED_DATASETS:
+            raise ValueError(f"{path}: extra dataset name {name!r} is reserved")
+        datasets[name] = _as_numpy(arr)
+    for name, arr in datasets.items():
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise ValueError(f"{path}: dataset {name!r} has shape {arr.shape}, expected first dim {n}")
+    encoded = {}
+    for key, value in (attrs or {}).items():
+        if key in _RESERVED_ATTRS:
+            raise ValueError(f"{path}: attribute name {key!r} is reserved")
+        try:
+            encoded[_ATTR_PREFIX + key] = json.dumps(value, sort_keys=True, default=_json_default)
+        except TypeError as e:
+            raise ValueError(f"{path}: attribute {key!r} is not JSON-serialisable: {e}") from None
+
+    import h5py  # local: keeps `import holovae.data` light
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["irreps"] = _irreps_str(irreps)
+            f.attrs["holovae_version"] = holovae.__version__
+            for key, value in encoded.items():
+                f.attrs[key] = value
+            if n:
+                # ~1 MB chunks: small enough that reading a mini-batch does not inflate a huge chunk.
+                rows = max(1, min(n, (1 << 18) // max(1, x.shape[1])))
+                f.create_dataset("coefficients", data=x, chunks=(rows, x.shape[1]),
+                                 compression="gzip", compression_opts=4)
+            else:
+                f.create_dataset("coefficients", data=x)
+            for name, arr in datasets.items():
+                if arr.dtype == object:
+                    f.create_dataset(name, data=arr, dtype=h5py.string_dtype())
+                else:
+                    f.create_dataset(name, data=arr)
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _open(path):
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not h5py.is_hdf5(path):
+        raise DatasetFormatError(f"{path}: not an HDF5 file")
+    return h5py.File(path, "r")
+
+
+def _stored_irreps(f, path) -> o3.Irreps:
+    if "irreps" not in f.attrs:
+        raise DatasetFormatError(f"{path}: missing attribute 'irreps'")
+    raw = f.attrs["irreps"]
+    raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        return o3.Irreps(raw)
+    except Exception as e:  # e3nn raises ValueError/AssertionError depending on the input
+        raise DatasetFormatError(f"{path}: attribute 'irreps' = {raw!r} is not a valid irreps: {e}") from None
+
+
+def read_irreps(path) -> o3.Irreps:
+    """The irreps stored in a file, without reading the data."""
+    with _open(path) as f:
+        return _stored_irreps(f, path)
+
+
+def read_dataset(path, expected_irreps=None) -> SteerableDataset:
+    """Read a file written by :func:`write_dataset`.
+
+    Raises ``FileNotFoundError`` or :class:`DatasetFormatError` (a ``ValueError``) naming the
+    file for: not HDF5, missing ``coefficients`` or ``irreps``, wrong shapes, and irreps that
+    differ from ``expected_irreps`` (both are named).
+    """
+    path = Path(path)
+    with _open(path) as f:
+        irreps = _stored_irreps(f, path)
+        if expected_irreps is not None and not _same_layout(irreps, expected_irreps):
+            raise DatasetFormatError(f"{path}: irreps mismatch: file has {irreps}, "
+                                     f"expected {o3.Irreps(expected_irreps)}")
+        if "coefficients" not in f:
+            raise DatasetFormatError(f"{path}: missing dataset 'coefficients'")
+        x = f["coefficients"]
+        if x.ndim != 2 or x.shape[1] != irreps.dim:
+            raise DatasetFormatError(f"{path}: dataset 'coefficients' has shape {x.shape}, "
+                                     f"expected [N, {irreps.dim}] for irreps {irreps}")
+        n = x.shape[0]
+        coefficients = torch.from_numpy(np.asarray(x[()], dtype=np.float32))
+        arrays: dict[str, np.ndarray] = {}
+        for name in f:
+            if name == "coefficients":
+                continue
+            d = f[name]
+            if not hasattr(d, "shape"):
+                continue  # a group: not ours, ignore
+            if d.ndim == 0 or d.shape[0] != n:
+                raise DatasetFormatError(f"{path}: dataset {name!r} has shape {d.shape}, expected first dim {n}")
+            if d.dtype.kind in ("O", "S"):
+                arrays[name] = np.asarray(d.asstr()[()], dtype=str)
+            else:
+                arrays[name] = d[()]
+        attrs = {}
+        for key, value in f.attrs.items():
+            if key.startswith(_ATTR_PREFIX):
+                attrs[key[len(_ATTR_PREFIX):]] = json.loads(value)
+        attrs["holovae_version"] = str(f.attrs.get("holovae_version", ""))
+    return SteerableDataset(coefficients=coefficients, irreps=irreps,
+                            labels=arrays.pop("labels", None), ids=arrays.pop("ids", None),
+                            attrs=attrs, extra=arrays, path=str(path))
