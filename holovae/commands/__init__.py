@@ -1,0 +1,9 @@
+"""Subcommands of the ``holovae`` CLI: one module each, with ``register(subparsers)``."""
+import importlib
+
+MODULES = ["train", "embed"]
+
+
+def register_all(sub) -> None:
+    for name in MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)

@@ -1,0 +1,34 @@
+"""`holovae embed`: invariants, frames and reconstructions of an HDF5 file."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger("holovae")
+
+
+def run(args) -> None:
+    import torch
+
+    from ..data.hdf5 import read_dataset, write_dataset
+    from ..embed import embed
+    from ..train import load_model
+
+    model = load_model(args.model, args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    data = read_dataset(args.data, expected_irreps=model.config.irreps_in)
+    out = embed(model, data.coefficients, batch_size=args.batch_size, progress=not args.no_progress)
+    extra = {"z": out["z"].numpy(), "frame": out["frame"].numpy()}
+    write_dataset(args.out, out["x_rec"], model.config.irreps_in, labels=data.labels, ids=data.ids,
+                  attrs={"model": str(args.model), "data": str(args.data), "content": "reconstructions"},
+                  extra=extra)
+
+
+def register(sub) -> None:
+    e = sub.add_parser("embed", help="invariants z, frames and reconstructions of an HDF5 file")
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--out", required=True, help="HDF5: coefficients = reconstructions; datasets z, frame")
+    e.add_argument("--batch-size", type=int, default=512)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=run)
