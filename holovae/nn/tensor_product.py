@@ -72,17 +72,41 @@ class _FusedSquare:
 
 
 class _CGSquareFunction(torch.autograd.Function):
+    """``X [D_in, B*C]`` -> one ``[2l3+1, B, k*C]`` tensor per output degree.
+
+    The output rows of the kernel are ordered (path, m); the model wants (m, batch, path *
+    channel). Doing that reordering here, with a hand-written backward, costs one copy each
+    way; autograd's own slice/permute backward cost a zero-filled full-size gradient per
+    degree plus two copies, more than the kernel itself.
+    """
+
     @staticmethod
-    def forward(ctx, X, op):
+    def forward(ctx, X, op, blocks, B, C):
         ctx.save_for_backward(X)
-        ctx.op = op
-        return op.forward(X)
+        ctx.op, ctx.blocks, ctx.B, ctx.C = op, blocks, B, C
+        Y = op.forward(X)
+        outs, row = [], 0
+        for k, d in blocks:
+            block = Y[row:row + k * d].view(k, d, B, C)
+            outs.append(block.permute(1, 2, 0, 3).reshape(d, B, k * C))
+            row += k * d
+        return tuple(outs)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, dY):
+    def backward(ctx, *grads):
         (X,) = ctx.saved_tensors
-        return ctx.op.backward(dY.contiguous(), X), None
+        B, C = ctx.B, ctx.C
+        dY = X.new_empty(sum(k * d for k, d in ctx.blocks), B * C)
+        row = 0
+        for (k, d), g in zip(ctx.blocks, grads):
+            target = dY[row:row + k * d].view(k, d, B, C)
+            if g is None:
+                target.zero_()
+            else:
+                target.copy_(g.reshape(d, B, k, C).permute(2, 0, 1, 3))
+            row += k * d
+        return ctx.op.backward(dY, X), None, None, None, None
 
 
 def fused_kernel_available() -> bool:
@@ -144,15 +168,9 @@ class ChannelwiseTensorProduct(torch.nn.Module):
         B, C = first.shape[1], first.shape[2]
         X = torch.cat([x[l] for l in self.degrees_in], dim=0).reshape(-1, B * C)
         op = self._op(X.device, X.dtype)
-        Y = _CGSquareFunction.apply(X.contiguous(), op)
-        out: Features = {}
-        row = 0
-        for l3, paths in self.paths_by_l3.items():
-            k, d = len(paths), 2 * l3 + 1
-            block = Y[row:row + k * d].reshape(k, d, B, C)
-            out[l3] = block.permute(1, 2, 0, 3).reshape(d, B, k * C)
-            row += k * d
-        return out
+        blocks = tuple((len(p), 2 * l3 + 1) for l3, p in self.paths_by_l3.items())
+        outs = _CGSquareFunction.apply(X.contiguous(), op, blocks, B, C)
+        return dict(zip(self.paths_by_l3, outs))
 
     def _forward_reference(self, x: Features) -> Features:
         # The authors' algorithm: per (l1, l2) pair, the outer product of the two degrees, then
