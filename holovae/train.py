@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import random
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -162,7 +163,7 @@ def train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, 
         for g in opt.param_groups:
             g["lr"] = learning_rate(epoch, cfg.lr, cfg.no_kl_epochs)
         model.train()
-        tot, n = 0.0, 0
+        tot, n, t_epoch = 0.0, 0, time.perf_counter()
         bar = tqdm(list(_batches(len(train_x), cfg.batch_size, gen)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress, leave=False)
         for idx in bar:
@@ -183,9 +184,10 @@ def train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, 
             tot += loss.item() * len(idx)
             n += len(idx)
             bar.set_postfix(loss=f"{tot / n:.4f}")
+        seconds = time.perf_counter() - t_epoch   # training only, validation excluded
         val = evaluate(model, val_x, cfg, final_kl, device)
         rec = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "lambda_kl": lam_kl,
-               "train_loss": tot / max(n, 1), **{f"val_{k}": v for k, v in val.items()}}
+               "train_loss": tot / max(n, 1), "seconds": seconds, **{f"val_{k}": v for k, v in val.items()}}
         history.append(rec)
         log.info(json.dumps(rec))
         # the best model is judged with the final KL weight, i.e. once warm-up is over for a VAE
