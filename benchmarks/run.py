@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BENCHMARKS = {  # name -> module; each has run(out_dir, device=...) -> list of records
     "zft": "bench_zft",
+    "wigner": "bench_wigner",
     "fused_kernel": "bench_fused_kernel",
     "cg": "bench_cg",
     "train_step": "bench_train_step",

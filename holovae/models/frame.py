@@ -45,4 +45,5 @@ def frame_to_matrix(frame: torch.Tensor) -> torch.Tensor:
 
 def frame_wigner_D(irreps, frame: torch.Tensor) -> torch.Tensor:
     """Block-diagonal Wigner-D ``[B, dim, dim]`` of ``frame_to_matrix(frame)``."""
-    return o3.Irreps(irreps).D_from_matrix(frame_to_matrix(frame))
+    from ..so3.rotations import irreps_D
+    return irreps_D(irreps, frame_to_matrix(frame))

@@ -9,7 +9,8 @@ import torch
 
 from ..nn import CGBlock, SO3Linear, add_skip
 from ..so3.irreps import channels_from_irreps, features_to_flat, flat_to_features, irreps_from_channels
-from .frame import cartesian_to_vectors, frame_wigner_D, gram_schmidt, vectors_to_cartesian
+from ..so3.rotations import rotate_flat
+from .frame import cartesian_to_vectors, frame_to_matrix, gram_schmidt, vectors_to_cartesian
 
 
 @dataclass
@@ -147,8 +148,8 @@ class HVAE(torch.nn.Module):
         scale = self.input_scale.to(z.dtype)
         if self.config.decoder == "mlp":
             canonical = self.mlp_decoder(z)                 # the signal seen in the learned frame
-            D = frame_wigner_D(self.config.irreps_in, frame).to(z.dtype)
-            return torch.einsum("bij,bj->bi", D, canonical) * scale
+            # degree by degree, never the dense [B, dim, dim] block-diagonal Wigner-D
+            return rotate_flat(canonical, self.config.irreps_in, frame_to_matrix(frame).to(z.dtype)) * scale
         h = self.frame_to_vectors({1: cartesian_to_vectors(frame).permute(2, 0, 1)})   # [3, B, 3 vectors]
         h[0] = self.latent_to_scalars(z)[None]
         for block in self.decoder_blocks:
