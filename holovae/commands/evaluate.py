@@ -1,0 +1,161 @@
+"""`holovae evaluate`: one JSON of reconstruction, latent-space and equivariance metrics per model.
+
+Inputs are the outputs of earlier stages: the model file (``holovae train``), the embeddings of
+the train/val/test splits (``holovae embed``: coefficients = reconstructions, datasets z, frame,
+labels), the original test coefficients and the training history.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger("holovae")
+
+SPLITS = ("train", "val", "test")
+
+
+def parse_meta(pairs: list[str]) -> dict:
+    """``["variant=hae_z16_NR", "seed=1"]`` -> ``{"variant": "hae_z16_NR", "seed": 1}`` (YAML values)."""
+    import yaml
+
+    meta = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--meta expects KEY=VALUE, got {pair!r}")
+        try:
+            meta[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--meta {pair!r}: value is not valid YAML ({exc})") from None
+    return meta
+
+
+def _history_stats(path) -> dict:
+    """``seconds_per_epoch`` (median of the records' training seconds) and ``epochs``."""
+    try:
+        history = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the training history ({exc})") from None
+    if not isinstance(history, list) or not history or not all(isinstance(r, dict) and "seconds" in r for r in history):
+        raise ValueError(f"{path}: expected a non-empty JSON list of epoch records with 'seconds'")
+    return {"seconds_per_epoch": float(statistics.median(r["seconds"] for r in history)), "epochs": len(history)}
+
+
+def _read_embeddings(directory: Path, irreps) -> dict:
+    from ..data.hdf5 import read_dataset
+
+    out = {}
+    for split in SPLITS:
+        path = directory / f"{split}.h5"
+        ds = read_dataset(path, expected_irreps=irreps)
+        if ds.labels is None:
+            raise ValueError(f"{path}: no 'labels' dataset; the latent-space classifiers need labels")
+        if "z" not in ds.extra:
+            raise ValueError(f"{path}: no 'z' dataset; is it a file written by `holovae embed`?")
+        out[split] = ds
+    return out
+
+
+def _write_json_atomic(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivariance_samples: int = 1000,
+                   n_clusters: int = 10, seed: int = 0, device: str = "cpu") -> dict:
+    """All metrics of one model (the keys of the output JSON, without the --meta pairs)."""
+    import numpy as np
+    import torch
+    from e3nn import o3
+
+    from ..data.hdf5 import read_dataset
+    from ..evaluate import (equivariance_error, kmeans_purity_vmeasure, knn_accuracy,
+                            latent_invariance_error, linear_classifier_accuracy)
+    from ..losses import cosine_loss, weighted_cosine_loss
+    from ..train import load_model
+
+    model = load_model(model_path, device)
+    cfg = model.config
+    irreps = o3.Irreps(cfg.irreps_in)
+    emb = _read_embeddings(Path(embeddings_dir), irreps)
+    test = read_dataset(test_data, expected_irreps=irreps)
+    rec = emb["test"]
+    if len(test) != len(rec):
+        raise ValueError(f"{test_data} has {len(test)} samples but {rec.path} has {len(rec)}")
+    if test.ids is not None and rec.ids is not None and not np.array_equal(test.ids, rec.ids):
+        raise ValueError(f"{test_data} and {rec.path}: sample ids differ (embeddings of another file?)")
+
+    res = {"model": "H-VAE" if cfg.vae else "H-AE", "z": cfg.latent_dim, "decoder": cfg.decoder, "tp": cfg.tp,
+           "channels": list(cfg.channels), "degrees": list(cfg.degrees), "params": model.n_parameters(),
+           "lmax": irreps.lmax, "n_train": len(emb["train"]), "n_test": len(rec)}
+    res.update(_history_stats(history) if history else {"seconds_per_epoch": None, "epochs": None})
+
+    log.info("reconstruction metrics on %d test samples", len(rec))
+    x, x_rec = test.coefficients.double(), rec.coefficients.double()
+    res["mse"] = float(((x_rec - x) ** 2).mean())
+    res["cosine"] = float(cosine_loss(x_rec, x).mean())
+    res["cosine_weighted"] = float(weighted_cosine_loss(x_rec, x, irreps).mean())
+
+    z = {s: emb[s].extra["z"] for s in SPLITS}
+    y = {s: emb[s].labels for s in SPLITS}
+    log.info("K-means (%d clusters) on the test latents", n_clusters)
+    res["purity"], res["v_measure"] = kmeans_purity_vmeasure(z["test"], y["test"], n_clusters=n_clusters, seed=seed)
+    log.info("linear classifier and KNN on z (train %d, val %d, test %d)", len(y["train"]), len(y["val"]), len(y["test"]))
+    res["lc_acc"] = linear_classifier_accuracy(z["train"], y["train"], z["val"], y["val"], z["test"], y["test"], seed=seed)
+    res["knn_acc"] = knn_accuracy(z["train"], y["train"], z["test"], y["test"])
+
+    n_eq = min(equivariance_samples, len(test))
+    idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:n_eq]
+    log.info("equivariance error on %d test samples", n_eq)
+    eq = equivariance_error(model, test.coefficients[idx], seed=seed)
+    res.update({k: eq[k] for k in ("equiv_error_mean", "equiv_error_std", "abs_value_mean", "abs_value_std")})
+    res["equiv_relative_error_max"] = eq["relative_error_max"]
+    res["equiv_relative_error_mean"] = eq["relative_error_mean"]
+    res["latent_invariance_error"] = latent_invariance_error(model, test.coefficients[idx], seed=seed)
+    return res
+
+
+def run(args) -> None:
+    import torch
+
+    meta = parse_meta(args.meta)   # before the slow part, so a typo fails at once
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    metrics = evaluate_model(args.model, args.embeddings, args.test_data, args.history,
+                             equivariance_samples=args.equivariance_samples, n_clusters=args.clusters,
+                             seed=args.seed, device=device)
+    clash = sorted(set(meta) & set(metrics))
+    if clash:
+        raise ValueError(f"--meta keys {clash} collide with metric names")
+    _write_json_atomic({**meta, **metrics}, Path(args.out))
+    log.info("wrote %s: %s", args.out, json.dumps(metrics))
+
+
+def register(sub) -> None:
+    e = sub.add_parser("evaluate", help="reconstruction, latent-space and equivariance metrics of a model")
+    e.add_argument("--model", required=True, help="model file (best.pt)")
+    e.add_argument("--embeddings", required=True, help="directory with train.h5, val.h5, test.h5 from `holovae embed`")
+    e.add_argument("--test-data", required=True, help="the original test coefficients (HDF5)")
+    e.add_argument("--history", default=None, help="history.json of the training run (seconds per epoch)")
+    e.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
+                   help="copied into the output (value parsed as YAML), e.g. --meta split=NR/R (repeatable)")
+    e.add_argument("--equivariance-samples", type=int, default=1000)
+    e.add_argument("--clusters", type=int, default=10, help="K-means centroids")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--out", required=True, help="output JSON")
+    e.set_defaults(func=run)
