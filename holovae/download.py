@@ -1,0 +1,163 @@
+"""Checksum-verified, atomic downloads (what the workflow's download rules call).
+
+A file only ever appears at its destination after its checksums matched: it is streamed
+into ``.NAME.part`` next to the destination (same filesystem, so the final ``os.replace``
+is atomic) and renamed only once verified. Snakemake therefore never sees a half-written
+or wrong file as a finished output.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from pathlib import Path
+
+from tqdm import tqdm
+
+log = logging.getLogger("holovae")
+
+CHUNK = 1 << 16
+
+
+class DownloadError(ValueError):
+    """A download or checksum check failed; a ValueError so the CLI reports it and exits 1."""
+
+
+class _Permanent(Exception):
+    """A failure that retrying the same source cannot fix (404, missing file, wrong content)."""
+
+
+def _hexdigests(path, want_decompressed: bool) -> dict[str, str]:
+    """md5 and sha256 of the file, plus md5 of its gunzipped content when asked."""
+    md5, sha = hashlib.md5(), hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            md5.update(block)
+            sha.update(block)
+    out = {"md5": md5.hexdigest(), "sha256": sha.hexdigest()}
+    if want_decompressed:
+        # Re-gzipped copies (e.g. MNIST mirrors) differ only in the gzip header's mtime, so
+        # the md5 of the payload is the identity check that survives re-compression.
+        dmd5 = hashlib.md5()
+        try:
+            with gzip.open(path, "rb") as f:
+                for block in iter(lambda: f.read(CHUNK), b""):
+                    dmd5.update(block)
+            out["decompressed_md5"] = dmd5.hexdigest()
+        except (OSError, EOFError, zlib.error) as exc:
+            out["decompressed_md5"] = f"<not a valid gzip file: {exc}>"
+    return out
+
+
+def _mismatches(path, md5=None, decompressed_md5=None, sha256=None) -> list[str]:
+    expected = {"md5": md5, "decompressed_md5": decompressed_md5, "sha256": sha256}
+    expected = {k: v.strip().lower() for k, v in expected.items() if v}
+    actual = _hexdigests(path, "decompressed_md5" in expected)
+    return [f"{k} expected {v}, got {actual[k]}" for k, v in expected.items() if actual[k] != v]
+
+
+def verify(path, md5=None, decompressed_md5=None, sha256=None) -> None:
+    """Raise DownloadError naming ``path`` and expected/actual values unless every given checksum matches."""
+    bad = _mismatches(path, md5, decompressed_md5, sha256)
+    if bad:
+        raise DownloadError(f"{path}: checksum mismatch: {'; '.join(bad)}")
+
+
+def _local_path(url: str) -> str | None:
+    """The filesystem path for ``file:`` URLs and plain paths; None for network URLs."""
+    parts = urllib.parse.urlparse(url)
+    if parts.scheme == "file":
+        return urllib.request.url2pathname(parts.path)
+    if len(parts.scheme) <= 1:  # no scheme, or a Windows drive letter
+        return url
+    return None
+
+
+def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
+    """Copy one source into ``part``; raises _Permanent or a transient error."""
+    local = _local_path(url)
+    if local is not None:
+        try:
+            src, total = open(local, "rb"), os.path.getsize(local)
+        except OSError as exc:  # missing/unreadable file: the same next time
+            raise _Permanent(str(exc)) from exc
+    else:
+        req = urllib.request.Request(url, headers={"User-Agent": "holovae-download"})
+        try:
+            src = urllib.request.urlopen(req, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            # 4xx will not change on retry, except timeouts and rate limits
+            if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                raise _Permanent(f"HTTP {exc.code} {exc.reason}") from exc
+            raise
+        length = src.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+    with src, open(part, "wb") as out, tqdm(
+        total=total, unit="B", unit_scale=True, desc=part.name[1:-5],
+        disable=not progress or not sys.stderr.isatty(),
+    ) as bar:
+        written = 0
+        for block in iter(lambda: src.read(CHUNK), b""):
+            out.write(block)
+            written += len(block)
+            bar.update(len(block))
+    # urllib does not complain when a connection drops early; a short file is a transient error
+    if total is not None and written != total:
+        raise http.client.IncompleteRead(b"", total - written)
+
+
+def download(urls, dest, md5=None, decompressed_md5=None, sha256=None, retries=3,
+             timeout=60, progress=True, backoff=1.0) -> Path:
+    """Download ``dest`` from the first source in ``urls`` that delivers the expected file.
+
+    ``urls`` is one URL or a list of mirrors tried in order (http(s), ``file:`` URLs or plain
+    paths). Transient failures (5xx, timeouts, resets) are retried: each mirror is tried up
+    to ``1 + retries`` times, sleeping ``backoff``, ``2 * backoff``, ... seconds between
+    rounds. A mirror whose failure cannot change (4xx, missing file, wrong checksum) is not
+    tried again. Raises DownloadError naming the URLs, ``dest`` and the expected/actual
+    checksums when no source works. Returns ``dest`` as a Path.
+    """
+    urls = [urls] if isinstance(urls, (str, os.PathLike)) else list(urls)
+    urls = [os.fspath(u) for u in urls]
+    if not urls:
+        raise DownloadError(f"{dest}: no URL given")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.parent / f".{dest.name}.part"
+    errors: dict[str, str] = {}
+    live = list(urls)
+    for round_ in range(retries + 1):
+        if round_ and live:
+            time.sleep(backoff * 2 ** (round_ - 1))
+        for url in list(live):
+            try:
+                _fetch(url, part, timeout, progress)
+                bad = _mismatches(part, md5, decompressed_md5, sha256)
+                if bad:  # the mirror serves different content; downloading again won't help
+                    raise _Permanent("checksum mismatch: " + "; ".join(bad))
+                os.replace(part, dest)
+                log.info("downloaded %s from %s", dest, url)
+                return dest
+            except _Permanent as exc:
+                errors[url] = str(exc)
+                live.remove(url)
+            except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets
+                errors[url] = f"{type(exc).__name__}: {exc}"
+            finally:
+                # never leave a partial or rejected file behind
+                if part.exists():
+                    part.unlink()
+            log.warning("download of %s from %s failed: %s", dest, url, errors[url])
+        if not live:
+            break
+    detail = "\n".join(f"  {u}: {e}" for u, e in errors.items())
+    raise DownloadError(f"could not download {dest} from {', '.join(urls)}:\n{detail}")
+
