@@ -1,0 +1,163 @@
+"""Figures of the MNIST section: the sphere renderer and the figure functions / CLI."""
+import math
+import sys
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from holovae.data.mnist import load_embedded_mnist, mnist_coefficients, project_points  # noqa: E402
+from holovae.models import HVAE, HVAEConfig  # noqa: E402
+from holovae.report import figures  # noqa: E402
+from holovae.transforms.grid import dh_xyz  # noqa: E402
+from holovae.transforms.spherical import inverse_spherical_fourier_transform  # noqa: E402
+
+IRREPS = "+".join(f"1x{l}e" for l in range(11))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _tiny(vae: bool) -> HVAE:
+    # A one-step encoder and an MLP decoder: building CG tables up to degree 10 for a deeper
+    # equivariant decoder costs ~15 s (a [10, 1] equivariant model cannot even be built: its
+    # decoder would have to go from degree 1 to 10 in one CG step).
+    torch.manual_seed(1)
+    cfg = HVAEConfig(irreps_in=IRREPS, latent_dim=4, channels=[4, 4], degrees=[2, 1], vae=vae,
+                     decoder="mlp", mlp_hidden=[16])
+    return HVAE(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def vae():
+    return _tiny(True)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Two test digits per class: images ``[20, 28, 28]``, coefficients ``[20, 121]``, labels ``[20]``."""
+    _, _, images, labels = load_embedded_mnist()
+    idx = np.concatenate([np.flatnonzero(labels == c)[:2] for c in range(10)])
+    return images[idx], mnist_coefficients(images[idx], bw=30, lmax=10), labels[idx]
+
+
+def _unit(xyz):
+    return xyz / xyz.norm(dim=-1, keepdim=True)
+
+
+# ------------------------------------------------------------------------------- rendering
+@pytest.mark.parametrize("view", figures.VIEWS)
+def test_renderer_reproduces_single_harmonics(view):
+    """One coefficient set to 1 renders as that harmonic's analytic formula ('integral' SH)."""
+    xyz, mask = figures.view_points(view, 24)
+    x, y, z = xyz[mask].unbind(-1)
+    cases = {
+        0: torch.full_like(x, 1 / math.sqrt(4 * math.pi)),                 # l = 0
+        1: math.sqrt(3 / (4 * math.pi)) * x,                                # l = 1 (e3nn order x, y, z)
+        3: math.sqrt(3 / (4 * math.pi)) * z,
+        4: math.sqrt(15 / (4 * math.pi)) * x * z,                           # l = 2, first component
+        6: math.sqrt(5 / (16 * math.pi)) * (2 * y ** 2 - x ** 2 - z ** 2),  # l = 2, e3nn's polar axis y
+    }
+    coeffs = torch.zeros(len(cases), 121, dtype=torch.float64)
+    for row, k in enumerate(cases):
+        coeffs[row, k] = 1.0
+    rendered = torch.from_numpy(figures.render_sphere(coeffs, view, 24))
+    assert rendered.shape[1:] == mask.shape
+    assert torch.isnan(rendered[:, ~mask]).all() and torch.isfinite(rendered[:, mask]).all()
+    expected = torch.stack(list(cases.values())).to(torch.float32)
+    torch.testing.assert_close(rendered[:, mask], expected, atol=1e-5, rtol=0)
+
+
+def test_view_geometry():
+    """Pixels are unit vectors; the south view faces -z with +y up and -x to the right."""
+    xyz, mask = figures.view_points("south", 33)
+    torch.testing.assert_close(xyz.norm(dim=-1), torch.ones(33, 33, dtype=torch.float64))
+    torch.testing.assert_close(xyz[16, 16], torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64))
+    assert xyz[0, 16, 1] > 0.9 and xyz[16, -1, 0] < -0.9     # top row: +y; right column: -x
+    both, mask2 = figures.view_points("both", 33, direction=[1.0, 0.0, 0.0])
+    assert both.shape == (33, 66, 3) and mask2.sum() == 2 * mask.sum()
+    torch.testing.assert_close(both[16, 16], torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(both[16, 49], torch.tensor([-1.0, 0.0, 0.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="view must be one of"):
+        figures.view_points("west")
+
+
+def test_evaluation_matches_the_inverse_transform():
+    """Same normalisation as the transforms: values at the DH grid equal the inverse SFT."""
+    coeffs = torch.randn(3, 121, dtype=torch.float64)
+    grid = inverse_spherical_fourier_transform(coeffs, 12)
+    values = figures.evaluate_sphere(coeffs, dh_xyz(12).reshape(-1, 3)).reshape(3, 24, 24)
+    torch.testing.assert_close(values, grid)
+
+
+def test_south_view_of_a_projected_digit_looks_like_the_digit(digits):
+    images, coeffs, _ = digits
+    xyz, mask = figures.view_points("south", 64)
+    rendered = figures.render_sphere(coeffs, "south", 64)[:, mask.numpy()]
+    original = project_points(images, xyz[mask]).numpy()           # the image at the same points
+    corr = [np.corrcoef(r, o)[0, 1] for r, o in zip(rendered, original)]
+    assert min(corr) > 0.8, corr
+
+
+def test_signal_direction_points_at_the_digit(digits):
+    """Projected digits sit on the southern hemisphere, so their centre of mass is near -z."""
+    d = figures.signal_direction(digits[1])
+    assert d[2] < -0.9 and abs(float(d.norm()) - 1) < 1e-9
+
+
+# --------------------------------------------------------------------------------- figures
+def _is_png(path):
+    data = path.read_bytes()
+    return len(data) > 1000 and data.startswith(PNG_MAGIC)
+
+
+def test_figure_functions_write_pngs(vae, digits, tmp_path):
+    _, coeffs, labels = digits
+    outs = [figures.fig_canonical(vae, coeffs, labels, tmp_path / "canonical.png"),
+            figures.fig_prior_samples(vae, tmp_path / "prior.png", n=4),
+            figures.fig_interpolations(vae, coeffs, labels, tmp_path / "interp.png", pairs=2, steps=3),
+            figures.fig_overlays(vae, coeffs, labels, tmp_path / "overlays.png")]
+    for out in outs:
+        assert _is_png(out), out
+    # written atomically: nothing but the PNGs is left in the directory
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in outs)
+
+
+def test_umap_figure_falls_back_to_pca(monkeypatch, tmp_path, caplog):
+    """The PCA fallback (UMAP's numba compilation takes ~30 s, too slow for the unit tests)."""
+    monkeypatch.setitem(sys.modules, "umap", None)       # makes `import umap` raise ImportError
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 5)
+    z = rng.normal(size=(50, 4)) + labels[:, None]
+    with caplog.at_level("WARNING", logger="holovae"):
+        out = figures.fig_umap(z, labels, tmp_path / "umap.png", seed=0)
+    assert _is_png(out)
+    assert "falling back to PCA" in caplog.text
+
+
+def test_ae_has_no_prior_samples_or_interpolations(digits, tmp_path):
+    ae = _tiny(False)
+    _, coeffs, labels = digits
+    with pytest.raises(ValueError, match="needs a VAE"):
+        figures.fig_prior_samples(ae, tmp_path / "p.png")
+    with pytest.raises(ValueError, match="needs a VAE"):
+        figures.fig_interpolations(ae, coeffs, labels, tmp_path / "i.png")
+    assert not list(tmp_path.iterdir())
+
+
+def test_figure_cli(vae, digits, tmp_path):
+    from holovae.cli import main
+    from holovae.data.hdf5 import write_dataset
+    from holovae.train import save_model
+
+    _, coeffs, labels = digits
+    save_model(vae, tmp_path / "best.pt")
+    write_dataset(tmp_path / "test.h5", coeffs, IRREPS, labels=labels)
+    out = tmp_path / "fig.png"
+    assert main(["figure", "overlays", "--model", str(tmp_path / "best.pt"),
+                 "--data", str(tmp_path / "test.h5"), "--out", str(out)]) == 0
+    assert _is_png(out)
+    # a kind's missing input is a clear error (exit status 1), not a traceback
+    assert main(["figure", "canonical", "--model", str(tmp_path / "best.pt"), "--out", str(out)]) == 1
+    assert main(["figure", "umap", "--out", str(out)]) == 1

@@ -1,0 +1,188 @@
+"""Reproduced-vs-paper tables (holovae.report) and the `holovae table` command, on synthetic evals."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from holovae.cli import main
+from holovae.report import (build_table, load_eval, table1_mnist, tableS1, tableS3, tableS8_mnist,
+                            tableS9_mnist, write_table)
+from holovae.report.paper import load_paper, paper_files
+
+SHARED = Path("/work/shared/paper")
+PACKAGED = Path(__file__).resolve().parents[1] / "holovae" / "report" / "paper"
+NAMES = ["table1_mnist", "tableS1", "tableS3", "tableS8_mnist", "tableS9_mnist"]
+
+
+def make_eval(variant="hae_nr_z16", split="NR/R", model="H-AE", z=16, decoder="equivariant",
+              tp="efficient", channels=(16,) * 6, degrees=(10, 10, 8, 4, 2, 1), spe=10.0, **over):
+    """An eval dict with every key `holovae evaluate` writes (bw left out: it may be absent)."""
+    ev = {"variant": variant, "dataset": "MNIST", "split": split, "model": model, "z": z,
+          "decoder": decoder, "tp": tp, "channels": list(channels), "degrees": list(degrees),
+          "params": 226_817, "lmax": 10, "n_train": 4000, "n_test": 1000, "seconds_per_epoch": spe,
+          "epochs": 3, "mse": 1e-3, "cosine": 0.031, "cosine_weighted": 0.027, "purity": 0.6,
+          "v_measure": 0.5, "lc_acc": 0.8, "knn_acc": 0.85, "equiv_error_mean": 2.3e-7,
+          "equiv_error_std": 2.7e-7, "abs_value_mean": 1.0e-2, "abs_value_std": 9.0e-3,
+          "equiv_relative_error_max": 4.2e-6, "latent_invariance_error": 1.1e-6}
+    ev.update(over)
+    return ev
+
+
+@pytest.fixture
+def evals():
+    return [
+        make_eval(),
+        make_eval("hvae_nr_z16", model="H-VAE", spe=11.0),
+        make_eval("hae_rr_z120", split="R/R", z=120),
+        make_eval("hae_nr_z32", z=32),  # no paper row
+        make_eval("hae_mlp", decoder="mlp", spe=13.0),
+        make_eval("hvae_mlp", model="H-VAE", decoder="mlp", spe=14.0),
+        make_eval("hae_full5", tp="full", channels=(7, 6, 6, 6, 16), degrees=(10, 8, 4, 2, 1), spe=11.0),
+        make_eval("hae_full6", tp="full", channels=(5, 5, 5, 5, 7, 16), spe=17.0),
+        make_eval("other", dataset="Shrec17"),  # not MNIST: in no table here
+    ]
+
+
+def by_variant(rows):
+    return {r["variant"]: r for r in rows}
+
+
+def test_table1_matches_paper_rows(evals):
+    rows = by_variant(table1_mnist(evals))
+    # only main models (equivariant decoder, ETP) of MNIST; paper order, then unmatched
+    assert list(rows) == ["hae_rr_z120", "hae_nr_z16", "hvae_nr_z16", "hae_nr_z32"]
+    r = rows["hae_nr_z16"]
+    assert r["knn_acc_paper"] == 0.862 and r["cosine_paper"] == 0.025 and r["purity_paper"] == 0.62
+    assert r["cosine"] == 0.027 and r["cosine_plain"] == 0.031  # cosine is ours weighted
+    assert r["bw"] is None
+    assert rows["hae_rr_z120"]["lc_acc_paper"] == 0.881
+    assert rows["hvae_nr_z16"]["v_measure_paper"] == 0.54
+    assert all(rows["hae_nr_z32"][f"{m}_paper"] is None for m in ("cosine", "knn_acc"))
+    t = build_table("table1_mnist", evals)
+    assert "H-AE NR/R z=120" in t.footer and "H-AE NR/R z=16;" not in t.footer
+
+
+def test_tableS3_is_knn_column(evals):
+    rows = tableS3(evals)
+    assert set(rows[0]) == {"variant", "split", "model", "z", "knn_acc", "knn_acc_paper"}
+    assert by_variant(rows)["hae_nr_z16"]["knn_acc_paper"] == 0.862
+
+
+def test_tableS1_relative_time(evals):
+    rows = by_variant(tableS1(evals))
+    assert set(rows) == {"hae_nr_z16", "hvae_nr_z16", "hae_mlp", "hvae_mlp"}
+    assert rows["hae_nr_z16"]["relative_time"] == 1.0
+    assert rows["hae_mlp"]["relative_time"] == pytest.approx(1.3)
+    assert rows["hvae_mlp"]["relative_time"] == pytest.approx(1.4)
+    assert rows["hae_mlp"]["model"] == "H-AE unconstrained decoder"
+    assert rows["hae_mlp"]["relative_time_paper"] == 1.3 and rows["hae_mlp"]["knn_acc_paper"] == 0.856
+    assert rows["hvae_mlp"]["cosine_paper"] == 0.057
+
+
+def test_tableS1_without_reference_leaves_time_empty(evals):
+    t = build_table("tableS1", [e for e in evals if e["variant"] != "hae_nr_z16"])
+    assert all(r["relative_time"] is None for r in t.rows)
+    assert "no equivariant-decoder H-AE" in t.footer and "H-AE NR/R z=16" in t.footer
+
+
+def test_tableS8_matches_tp_and_lists(evals):
+    rows = by_variant(tableS8_mnist(evals))
+    assert list(rows) == ["hae_nr_z16", "hae_full5", "hae_full6"]  # H-AE NR/R z16, equivariant decoder
+    assert rows["hae_nr_z16"]["params_paper"] == "227k" and rows["hae_nr_z16"]["params"] == 226_817
+    assert rows["hae_full5"]["tp_type"] == "Full-TP" and rows["hae_full5"]["cosine_paper"] == 0.044
+    assert rows["hae_full6"]["relative_time"] == pytest.approx(1.7)
+    assert rows["hae_full6"]["relative_time_paper"] == 1.7
+    assert rows["hae_full6"]["channels"] == "[5,5,5,5,7,16]"
+
+
+def test_tableS9_paper_values_and_format(evals, tmp_path):
+    t = build_table("tableS9_mnist", evals)
+    rows = by_variant(t.rows)
+    assert rows["hae_nr_z16"]["equiv_error_mean_paper"] == 2.3
+    assert rows["hvae_nr_z16"]["abs_value_std_paper"] == 1.8
+    assert rows["hae_mlp"]["equiv_error_mean_paper"] is None  # the paper's models only
+    assert "equiv_relative_error_max" in rows["hae_mlp"]
+    csv_path, md_path = tmp_path / "s9.csv", tmp_path / "s9.md"
+    write_table(t.rows, csv_path, md_path, t.spec.title, t.spec.caption, columns=t.spec.columns,
+                footer=t.footer, labels=t.spec.labels)
+    back = by_variant(list(csv.DictReader(csv_path.open())))
+    assert back["hae_nr_z16"]["equiv_error_mean"] == "2.3e-07"
+    assert back["hae_nr_z16"]["equiv_error_mean_paper"] == "2.3"
+    assert "units lost in transcription; compare orders of magnitude" in md_path.read_text()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_csv_round_trip_and_markdown_rows(name, evals, tmp_path):
+    t = build_table(name, evals)
+    assert t.rows
+    csv_path, md_path = tmp_path / f"{name}.csv", tmp_path / f"{name}.md"
+    write_table(t.rows, csv_path, md_path, t.spec.title, t.spec.caption, columns=t.spec.columns,
+                footer=t.footer, labels=t.spec.labels)
+    with csv_path.open() as f:
+        back = list(csv.DictReader(f))
+    assert [r["variant"] for r in back] == [r["variant"] for r in t.rows]
+    assert list(back[0]) == list(t.spec.columns)
+    md = md_path.read_text()
+    assert md.startswith(f"# {t.spec.title}\n") and "from our run" in md
+    table_lines = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table_lines) == 2 + len(t.rows)  # header + separator + rows
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_float_formatting(tmp_path):
+    rows = [{"a": 0.0123456, "b": 2, "c": None, "d": 1234.56}]
+    write_table(rows, tmp_path / "t.csv", tmp_path / "t.md", "T", "caption")
+    assert (tmp_path / "t.csv").read_text() == "a,b,c,d\n0.0123,2,,1235\n"
+
+
+def test_unknown_table_name(evals):
+    with pytest.raises(ValueError, match="unknown table 'table7'.*table1_mnist"):
+        build_table("table7", evals)
+
+
+def test_missing_key_names_it(evals):
+    del evals[1]["knn_acc"]
+    with pytest.raises(ValueError, match="hvae_nr_z16.*'knn_acc'"):
+        tableS3(evals)
+
+
+def test_bad_value_is_an_error(evals):
+    evals[0]["tp"] = "fast"
+    with pytest.raises(ValueError, match="tp='fast'"):
+        table1_mnist(evals)
+
+
+def test_cli(evals, tmp_path, caplog):
+    paths = []
+    for ev in evals:
+        p = tmp_path / f"{ev['variant']}.json"
+        p.write_text(json.dumps(ev))
+        paths.append(str(p))
+    out = tmp_path / "tables" / "tableS1.csv"
+    assert main(["table", "tableS1", "--eval", *paths, "--out", str(out)]) == 0
+    assert len(list(csv.DictReader(out.open()))) == 4
+    assert out.with_suffix(".md").exists()
+    assert main(["table", "nope", "--eval", *paths, "--out", str(out)]) == 1
+    assert "unknown table 'nope'" in caplog.text
+    bad = json.loads(Path(paths[0]).read_text())
+    del bad["seconds_per_epoch"]
+    Path(paths[0]).write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match=r"hae_nr_z16\.json.*'seconds_per_epoch'"):
+        load_eval(paths[0], ("seconds_per_epoch",), "tableS1")
+    assert main(["table", "tableS1", "--eval", *paths, "--out", str(out)]) == 1
+
+
+def test_paper_data_packaged():
+    assert "table1_mnist.csv" in paper_files() and len(paper_files()) >= 9
+    assert load_paper("table1_mnist.csv")[2]["knn_acc"] == 0.862
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="no transcription folder /work/shared/paper here")
+def test_packaged_paper_csvs_identical_to_transcription():
+    shared = sorted(p.name for p in SHARED.glob("*.csv"))
+    assert shared and shared == sorted(p.name for p in PACKAGED.glob("*.csv"))
+    for name in shared:
+        assert (PACKAGED / name).read_bytes() == (SHARED / name).read_bytes(), name
