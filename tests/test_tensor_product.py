@@ -77,8 +77,8 @@ def test_full_tensor_product_is_equivariant_and_counts_channel_pairs():
     x = {0: torch.randn(1, 4, 2, dtype=torch.float64), 1: torch.randn(3, 4, 3, dtype=torch.float64),
          2: torch.randn(5, 4, 2, dtype=torch.float64)}
     y = tp(x)
-    # l3=0 paths: (0,0) 3 pairs, (1,1) 6 pairs, (2,2) 3 pairs
-    assert y[0].shape[-1] == tp.channels_out[0] == 3 + 6 + 3
+    # l3=0 paths, every ordered channel pair (the authors' count): (0,0) 4, (1,1) 9, (2,2) 4
+    assert y[0].shape[-1] == tp.channels_out[0] == 4 + 9 + 4
     R = random_rotation(generator=torch.Generator().manual_seed(2))
     rot = lambda feats: {l: torch.einsum("ij,jbc->ibc", wigner_D(l, R), v) for l, v in feats.items()}
     y_rot, y_exp = tp(rot(x)), rot(y)
