@@ -24,16 +24,20 @@ def apply_overrides(d: dict, overrides: list[str]) -> dict:
 
 
 def load_run_config(path, overrides: list[str] | None = None, irreps_in: str | None = None) -> tuple[HVAEConfig, TrainConfig]:
-    """Read ``path`` (YAML: ``model: {...}``, ``train: {...}``); unknown keys are errors naming the file.
+    """Read ``path`` (YAML: ``model: {...}``, ``train: {...}``; None: start empty) and apply
+    ``overrides``; unknown keys are errors naming the file.
 
     ``irreps_in`` (from the training data) fills ``model.irreps_in`` when the file omits it and
     must agree with it otherwise.
     """
-    path = Path(path)
-    try:
-        d = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read run config ({exc})") from exc
+    if path is None:  # everything from overrides (what the workflow does)
+        path, d = Path("<--set overrides>"), {}
+    else:
+        path = Path(path)
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: cannot read run config ({exc})") from exc
     apply_overrides(d, overrides or [])
     unknown = set(d) - {"model", "train"}
     if unknown:

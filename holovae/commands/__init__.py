@@ -1,7 +1,7 @@
 """Subcommands of the ``holovae`` CLI: one module each, with ``register(subparsers)``."""
 import importlib
 
-MODULES = ["train", "embed"]
+MODULES = ["prepare_mnist", "download", "train", "embed", "evaluate", "table", "figure"]
 
 
 def register_all(sub) -> None:

@@ -31,7 +31,7 @@ def register(sub) -> None:
     t = sub.add_parser("train", help="train an H-(V)AE on HDF5 coefficient files")
     t.add_argument("--train", required=True, help="training HDF5 (coefficients [N, dim])")
     t.add_argument("--val", required=True, help="validation HDF5")
-    t.add_argument("--config", required=True, help="YAML with 'model' and 'train' sections")
+    t.add_argument("--config", default=None, help="YAML with 'model' and 'train' sections (optional with --set)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=2 (repeatable)")
     t.add_argument("--out", required=True, help="output directory (best.pt, last.pt, history.json)")

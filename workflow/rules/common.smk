@@ -1,0 +1,85 @@
+# Helpers shared by the rules: paths, per-variant settings, the targets of `rule all`.
+import shlex
+
+RESULTS = config["results"]
+MNIST = config["mnist"]
+MNIST_FILES = list(MNIST["download"]["files"])
+TABLES = MNIST["tables"]
+
+
+wildcard_constraints:
+    variant="[A-Za-z0-9_\-]+",
+    split="NR|R",
+    part="train|val|test",
+
+
+def mnist_variant(variant):
+    try:
+        return MNIST["variants"][variant]
+    except KeyError:
+        raise ValueError(
+            f"MNIST variant {variant!r} is not in config mnist.variants "
+            f"({', '.join(MNIST['variants'])})"
+        ) from None
+
+
+def mnist_train_split(wildcards):
+    return mnist_variant(wildcards.variant)["train_split"]
+
+
+def mnist_run_settings(variant):
+    """The `holovae train --set` overrides of one variant: architecture < variant < train."""
+    v = mnist_variant(variant)
+    model = dict(MNIST["architectures"][v["architecture"]])
+    model.update(v.get("model", {}))
+    model["vae"] = v["vae"]
+    train = dict(MNIST["train"])
+    train.update(v.get("train", {}))
+    return {"model": model, "train": train}
+
+
+def as_set_args(settings):
+    """{"model": {"z": 16}} -> "--set model.z=16 ..." (values as inline YAML/JSON)."""
+    import json
+
+    args = []
+    for section, values in settings.items():
+        for key, value in values.items():
+            args.append(f"--set {shlex.quote(f'{section}.{key}={json.dumps(value)}')}")
+    return " ".join(args)
+
+
+def mnist_data(wildcards):
+    split = mnist_train_split(wildcards)
+    return {p: f"{RESULTS}/mnist/data/{split}/{p}.h5" for p in ("train", "val", "test")}
+
+
+def mnist_variant_meta(variant):
+    v = mnist_variant(variant)
+    meta = {"variant": variant, "dataset": "MNIST", "split": f"{v['train_split']}/R",
+            "bw": MNIST["bw"]}
+    return " ".join(f"--meta {shlex.quote(f'{k}={val}')}" for k, val in meta.items())
+
+
+def mnist_evals(wildcards=None):
+    return expand(f"{RESULTS}/mnist/eval/{{variant}}.json", variant=MNIST["variants"])
+
+
+def mnist_figure_targets():
+    fig = MNIST["figures"]
+    targets = []
+    if fig.get("ae_variant"):
+        targets += [f"{RESULTS}/figures/fig2_canonical_{fig['ae_variant']}.png",
+                    f"{RESULTS}/figures/fig2_umap_{fig['ae_variant']}.png",
+                    f"{RESULTS}/figures/fig3_overlays_{fig['ae_variant']}.png"]
+    if fig.get("vae_variant"):
+        v = fig["vae_variant"]
+        targets += [f"{RESULTS}/figures/fig2_{kind}_{v}.png"
+                    for kind in ("canonical", "umap", "prior_samples", "interpolations")]
+        targets += [f"{RESULTS}/figures/fig3_overlays_{v}.png"]
+    return sorted(set(targets))
+
+
+def all_targets():
+    tables = expand(f"{RESULTS}/tables/{{table}}.{{ext}}", table=TABLES, ext=("csv", "md"))
+    return tables + mnist_figure_targets()
