@@ -1,0 +1,29 @@
+"""The CG block's fused signal-norm-after-linear equals the plain composition."""
+import torch
+
+from holovae.nn.blocks import CGBlock, add_skip
+
+
+def test_fused_block_equals_linear_of_signal_norm():
+    block = CGBlock({l: 8 for l in range(5)}, {l: 6 for l in range(5)}).double().eval()
+    with torch.no_grad():
+        block.norm.bias.fill_(0.3)
+        block.norm.weight.uniform_(0.5, 1.5)
+    x = {l: torch.randn(2 * l + 1, 7, 8, dtype=torch.float64) for l in range(5)}
+    params = [block.norm.bias, block.norm.weight, *block.linear.weights.values()]
+    fused = block(x)
+    plain = block.linear(block.norm(block.tp(block.bn(x))))
+    for l in plain:
+        torch.testing.assert_close(fused[l], plain[l], rtol=1e-12, atol=1e-12)
+    g_fused = torch.autograd.grad(sum((v * v).sum() for v in fused.values()), params)
+    g_plain = torch.autograd.grad(sum((v * v).sum() for v in plain.values()), params)
+    for a, b in zip(g_fused, g_plain):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_add_skip_pads_and_truncates():
+    new = {0: torch.zeros(1, 2, 3), 1: torch.zeros(3, 2, 5)}
+    old = {0: torch.ones(1, 2, 5), 1: torch.ones(3, 2, 2), 2: torch.ones(5, 2, 3)}
+    out = add_skip(new, old)
+    assert out[0].sum() == 1 * 2 * 3 and out[1][..., :2].sum() == 3 * 2 * 2 and out[1][..., 2:].sum() == 0
+    assert set(out) == {0, 1}
