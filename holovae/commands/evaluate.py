@@ -113,7 +113,8 @@ def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivari
     log.info("K-means (%d clusters) on the test latents", n_clusters)
     res["purity"], res["v_measure"] = kmeans_purity_vmeasure(z["test"], y["test"], n_clusters=n_clusters, seed=seed)
     log.info("linear classifier and KNN on z (train %d, val %d, test %d)", len(y["train"]), len(y["val"]), len(y["test"]))
-    res["lc_acc"] = linear_classifier_accuracy(z["train"], y["train"], z["val"], y["val"], z["test"], y["test"], seed=seed)
+    res["lc_acc"] = linear_classifier_accuracy(z["train"], y["train"], z["val"], y["val"], z["test"], y["test"], seed=seed,
+                                                   early_stop=False)  # the paper: all 250 epochs
     res["knn_acc"] = knn_accuracy(z["train"], y["train"], z["test"], y["test"])
 
     n_eq = min(equivariance_samples, len(test))
