@@ -1,7 +1,9 @@
 """Training loop of the H-(V)AE: Adam, the paper's LR and KL schedules, validation, best and
-last checkpoints (resumable), deterministic seeds, CPU or CUDA, optional mixed precision."""
+last checkpoints (resumable), deterministic seeds, CPU or CUDA, optional mixed precision, and
+data-parallel training over the processes of one node (``torchrun``, see :func:`train`)."""
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed as dist_utils
 from .losses import kl_divergence, kl_weight, learning_rate, scaled_mse, weighted_cosine_loss, cosine_loss
 from .models import HVAE, HVAEConfig
 
@@ -98,9 +101,26 @@ def _batches(n: int, batch_size: int, generator: Optional[torch.Generator]):
         yield order[s:s + batch_size]
 
 
+_METRICS = ("loss", "mse", "kl", "cosine", "cosine_weighted")
+
+
 @torch.no_grad()
 def evaluate(model: HVAE, x: torch.Tensor, cfg: TrainConfig, lambda_kl: float, device: torch.device) -> dict:
     """Mean loss terms and cosine metrics of ``model`` (eval mode) on ``x [N, dim]``."""
+    sums = _evaluate_sums(model, x, cfg, lambda_kl, device)
+    return {k: v / len(x) for k, v in sums.items()}
+
+
+def _evaluate_distributed(model: HVAE, x: torch.Tensor, cfg: TrainConfig, lambda_kl: float,
+                          device: torch.device, rank: int, world: int) -> dict:
+    """:func:`evaluate` with every process scoring its contiguous shard of ``x``, sums all-reduced."""
+    sums = _evaluate_sums(model, x.tensor_split(world)[rank], cfg, lambda_kl, device)
+    t = dist_utils.all_reduce_sum(torch.tensor([sums[k] for k in _METRICS], dtype=torch.float64, device=device))
+    return {k: float(v) / len(x) for k, v in zip(_METRICS, t.tolist())}
+
+
+@torch.no_grad()
+def _evaluate_sums(model: HVAE, x: torch.Tensor, cfg: TrainConfig, lambda_kl: float, device: torch.device) -> dict:
     model.eval()
     sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0, "cosine": 0.0, "cosine_weighted": 0.0}
     for idx in _batches(len(x), max(cfg.batch_size, 256), None):
@@ -114,16 +134,52 @@ def evaluate(model: HVAE, x: torch.Tensor, cfg: TrainConfig, lambda_kl: float, d
         sums["loss"] += float(mse + lambda_kl * kl) * n
         sums["cosine"] += float(cosine_loss(out["x_rec"], xb).sum())
         sums["cosine_weighted"] += float(weighted_cosine_loss(out["x_rec"], xb, model.config.irreps_in).sum())
-    return {k: v / len(x) for k, v in sums.items()}
+    return sums
 
 
 def train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, cfg: TrainConfig,
-          out_dir, on_epoch: Optional[Callable[[dict], None]] = None) -> HVAE:
+          out_dir, on_epoch: Optional[Callable[[dict], None]] = None,
+          distributed: Optional[bool] = None) -> HVAE:
     """Train an H-(V)AE; write ``out_dir/{best.pt,last.pt,history.json}``. Resumes from
-    ``last.pt`` when it exists and belongs to the same configs. Returns the best model."""
+    ``last.pt`` when it exists and belongs to the same configs. Returns the best model.
+
+    ``distributed``: ``None`` trains data-parallel when a ``torch.distributed`` process group of
+    several processes exists (``holovae train`` under ``torchrun`` creates one), ``True`` also
+    creates the group from the torchrun environment if needed (and leaves it at the end),
+    ``False`` never (every process trains alone, batch statistics unsynchronised).
+
+    Data-parallel semantics: every process holds the whole data set, draws the same seeded
+    order of global batches of ``cfg.batch_size`` and takes its contiguous shard of each
+    (sizes differing by at most one); the model is wrapped in ``DistributedDataParallel`` and the
+    batch norms use the global batch's statistics; each process weights its shard's mean loss
+    by ``shard * world / batch`` so that the averaged gradient is the global batch's mean loss,
+    also for a ragged last batch. The steps are thus those of one process, up to floating-point
+    rounding, with one exception: a last batch smaller than the number of processes is skipped
+    (some process would get no sample; never with 2 processes, as 1-sample batches are always
+    skipped). VAE sampling noise is drawn per process (rank r > 0 reseeds with ``seed + 7919 r``),
+    so a VAE follows the same distribution of trajectories, not the same trajectory. Validation
+    is sharded and all-reduced; only rank 0 writes files, logs and shows progress; ``on_epoch``
+    runs on every process with the same record. All processes return the best model.
+    """
+    group_created = False
+    if distributed and not dist_utils.is_initialized():
+        dist_utils.setup(cfg.device)
+        group_created = True
+    try:
+        parallel = distributed is not False and dist_utils.active()
+        return _train(model_config, train_x, val_x, cfg, out_dir, on_epoch, parallel, distributed is False)
+    finally:
+        if group_created:
+            dist_utils.cleanup()
+
+
+def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, cfg: TrainConfig,
+           out_dir, on_epoch: Optional[Callable[[dict], None]], parallel: bool, unsynced: bool) -> HVAE:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
+    rank, world = (dist_utils.rank(), dist_utils.world_size()) if parallel else (0, 1)
+    main = rank == 0
+    device = dist_utils.device_for(cfg.device) if parallel else resolve_device(cfg.device)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     if len(train_x) == 0 or len(val_x) == 0:
@@ -135,6 +191,12 @@ def train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, 
     model = HVAE(model_config)
     model.input_scale.fill_(normalizing_constant(train_x, model_config.irreps_in))
     model.to(device)
+    if unsynced:
+        for m in model.modules():
+            if hasattr(m, "sync_stats"):
+                m.sync_stats = False
+    if parallel and rank > 0:   # independent VAE noise per process (the model is initialised already)
+        torch.manual_seed(cfg.seed + 7919 * rank)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     use_amp = cfg.amp and device.type == "cuda"
     if cfg.amp and not use_amp:
@@ -154,53 +216,107 @@ def train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, 
         opt.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         gen.set_state(ckpt["generator"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        if not parallel:
+            torch.set_rng_state(ckpt["torch_rng"])
+        else:   # every process's own state when the run had as many processes, else a fresh seed
+            states = ckpt.get("torch_rng_ranks")
+            if states is not None and len(states) == world:
+                torch.set_rng_state(states[rank])
+            elif rank == 0:
+                torch.set_rng_state(ckpt["torch_rng"])
+            else:
+                torch.manual_seed(cfg.seed + 7919 * rank + 104729 * (ckpt["epoch"] + 1))
         start_epoch, history, best_val = ckpt["epoch"] + 1, ckpt["history"], ckpt["best_val"]
-        log.info("resuming from %s at epoch %d", last, start_epoch)
+        if main:
+            log.info("resuming from %s at epoch %d", last, start_epoch)
+
+    net = model
+    if parallel:
+        DDP = torch.nn.parallel.DistributedDataParallel
+        # synchronised batch norms keep the running statistics identical on every process:
+        # no broadcast of the buffers before every forward
+        no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters
+                   else {"broadcast_buffers": False})
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
 
     for epoch in range(start_epoch, cfg.epochs):
         lam_kl = kl_weight(epoch, final_kl, cfg.no_kl_epochs, cfg.warmup_kl_epochs) if model_config.vae else 0.0
         for g in opt.param_groups:
             g["lr"] = learning_rate(epoch, cfg.lr, cfg.no_kl_epochs)
-        model.train()
+        net.train()
         tot, n, t_epoch = 0.0, 0, time.perf_counter()
         bar = tqdm(list(_batches(len(train_x), cfg.batch_size, gen)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not cfg.progress, leave=False)
+                   disable=not cfg.progress or not main, leave=False)
         for idx in bar:
             if len(idx) < 2:  # batch statistics need two samples
                 continue
-            xb = train_x[idx].to(device, non_blocking=True)
+            if parallel:
+                if len(idx) < world:   # some process would get no sample: skipped (see train())
+                    if main:
+                        log.warning("epoch %d: skipping a last batch of %d < %d processes", epoch + 1, len(idx), world)
+                    continue
+                shard = idx.tensor_split(world)[rank]
+                xb = train_x[shard].to(device, non_blocking=True)
+            else:
+                xb = train_x[idx].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                o = model(xb)
+                o = net(xb)
                 loss = scaled_mse(o["x_rec"].float(), xb, cfg.lambda_x)
                 if o["z_log_var"] is not None and lam_kl > 0:
                     loss = loss + lam_kl * kl_divergence(o["z_mean"].float(), o["z_log_var"].float())
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}")
+            if parallel:
+                # the global batch's mean loss, on every process (one small all-reduce per step)
+                global_loss = dist_utils.all_reduce_sum(loss.detach().float() * len(shard)).item() / len(idx)
+                if not math.isfinite(global_loss):
+                    raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}")
+                # DDP averages the gradients of the processes: weight the shard's mean loss so
+                # that the average is the gradient of the global batch's mean loss
+                backprop = loss * (len(shard) * world / len(idx))
+            else:
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}")
+                backprop = loss
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(backprop).backward()
             scaler.step(opt)
             scaler.update()
-            tot += loss.item() * len(idx)
+            tot += (global_loss if parallel else loss.item()) * len(idx)
             n += len(idx)
             bar.set_postfix(loss=f"{tot / n:.4f}")
         seconds = time.perf_counter() - t_epoch   # training only, validation excluded
-        val = evaluate(model, val_x, cfg, final_kl, device)
+        if parallel:
+            val = _evaluate_distributed(model, val_x, cfg, final_kl, device, rank, world)
+        else:
+            val = evaluate(model, val_x, cfg, final_kl, device)
         rec = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "lambda_kl": lam_kl,
                "train_loss": tot / max(n, 1), "seconds": seconds, **{f"val_{k}": v for k, v in val.items()}}
+        if parallel:
+            rec["processes"] = world
         history.append(rec)
-        log.info(json.dumps(rec))
+        if main:
+            log.info(json.dumps(rec))
         # the best model is judged with the final KL weight, i.e. once warm-up is over for a VAE
         eligible = not model_config.vae or epoch + 1 >= cfg.no_kl_epochs + cfg.warmup_kl_epochs or epoch + 1 == cfg.epochs
+        # val is all-reduced, hence identical on every process, and so is this decision
         if eligible and val["loss"] < best_val:
             best_val = val["loss"]
-            save_model(model, out / "best.pt", {"epoch": epoch + 1, "val": val})
-        _atomic_save({"configs": configs, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
-                      "scaler": scaler.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                      "epoch": epoch, "history": history, "best_val": best_val}, last)
+            if main:
+                save_model(model, out / "best.pt", {"epoch": epoch + 1, "val": val})
+        state = {"configs": configs, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                 "scaler": scaler.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                 "epoch": epoch, "history": history, "best_val": best_val}
+        if parallel:   # a collective: every process takes part
+            states = [None] * world
+            torch.distributed.all_gather_object(states, torch.get_rng_state())
+            state["torch_rng_ranks"] = states
+        if main:
+            _atomic_save(state, last)
         if on_epoch is not None:
             on_epoch(rec)
-    tmp = out / ".history.json.tmp"
-    tmp.write_text(json.dumps(history, indent=1))
-    os.replace(tmp, out / "history.json")
+    if main:
+        tmp = out / ".history.json.tmp"
+        tmp.write_text(json.dumps(history, indent=1))
+        os.replace(tmp, out / "history.json")
+    if parallel:
+        dist_utils.barrier()   # best.pt is written
     return load_model(out / "best.pt", device)

@@ -1,6 +1,8 @@
-"""`holovae train`: train an H-(V)AE on HDF5 coefficient files."""
+"""`holovae train`: train an H-(V)AE on HDF5 coefficient files, on one device or data-parallel
+over the GPUs (or CPU processes) of one node under ``torchrun``."""
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
@@ -11,10 +13,17 @@ def run(args) -> None:
     import torch
     from e3nn import o3
 
+    from .. import distributed as dist_utils
     from ..config import load_run_config
     from ..data.hdf5 import read_dataset
     from ..train import train
 
+    parallel = args.distributed
+    if parallel is None:   # auto: a torchrun launch of several processes
+        parallel = dist_utils.launched_by_torchrun() and dist_utils.env_world_size() > 1
+    elif parallel and not dist_utils.launched_by_torchrun():
+        raise RuntimeError("--distributed needs a torchrun launch, e.g. "
+                           "torchrun --standalone --nproc_per_node=2 -m holovae.cli train ...")
     tr = read_dataset(args.train)
     va = read_dataset(args.val, expected_irreps=tr.irreps)
     model_cfg, train_cfg = load_run_config(args.config, args.set, irreps_in=str(tr.irreps))
@@ -23,12 +32,30 @@ def run(args) -> None:
     if args.threads:
         train_cfg.num_threads = args.threads
     train_cfg.progress = not args.no_progress
-    model = train(model_cfg, tr.coefficients, va.coefficients, train_cfg, args.out)
+    created = parallel and not dist_utils.is_initialized()   # a caller's process group is left to it
+    if parallel:
+        dist_utils.setup(train_cfg.device)
+        if not dist_utils.is_main():   # rank 0 speaks for all
+            logging.getLogger("holovae").setLevel(logging.WARNING)
+        log.info("data-parallel training: %d processes (%s)", dist_utils.world_size(),
+                 torch.distributed.get_backend())
+    try:
+        model = train(model_cfg, tr.coefficients, va.coefficients, train_cfg, args.out, distributed=parallel)
+    finally:
+        if created:
+            dist_utils.cleanup()
     log.info("best model: %s (%d parameters)", Path(args.out) / "best.pt", model.n_parameters())
 
 
 def register(sub) -> None:
-    t = sub.add_parser("train", help="train an H-(V)AE on HDF5 coefficient files")
+    t = sub.add_parser(
+        "train", help="train an H-(V)AE on HDF5 coefficient files",
+        description="Train an H-(V)AE on HDF5 coefficient files. Data-parallel on several GPUs of one node: "
+                    "torchrun --standalone --nproc_per_node=N -m holovae.cli train ... (one process per GPU, "
+                    "NCCL; gloo on the CPU with train.device=cpu). train.batch_size stays the global batch: "
+                    "each process takes its contiguous share of every batch, and batch norms use the whole "
+                    "batch's statistics, so N processes take the same steps as one (a VAE's sampling noise "
+                    "aside). Only rank 0 writes the outputs; resuming works with any number of processes.")
     t.add_argument("--train", required=True, help="training HDF5 (coefficients [N, dim])")
     t.add_argument("--val", required=True, help="validation HDF5")
     t.add_argument("--config", default=None, help="YAML with 'model' and 'train' sections (optional with --set)")
@@ -37,5 +64,8 @@ def register(sub) -> None:
     t.add_argument("--out", required=True, help="output directory (best.pt, last.pt, history.json)")
     t.add_argument("--threads", type=int, default=None)
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--distributed", action=argparse.BooleanOptionalAction, default=None,
+                   help="data-parallel training over the processes of a torchrun launch (default: on when "
+                        "launched by torchrun with several processes; --no-distributed: every process trains alone)")
     t.set_defaults(func=run)
 

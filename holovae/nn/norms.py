@@ -1,10 +1,11 @@
 """Equivariant normalisations: batch norm and signal norm, as the H-(V)AE authors defined them."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import torch
 
+from .. import distributed as _dist
 from ..so3.irreps import Features
 
 
@@ -15,6 +16,13 @@ class SO3BatchNorm(torch.nn.Module):
     square (batch statistics in training, running ones with ``momentum`` in evaluation).
     Affine: a weight per (l, channel), a bias on scalars only (a bias on l > 0 would not be
     equivariant).
+
+    Synchronised across processes: in training, when a ``torch.distributed`` process group of
+    several processes exists (data-parallel training, :mod:`holovae.distributed`), the batch
+    statistics are those of the global batch (every process's shard), all-reduced with
+    gradients, so the output equals the single-process output on the concatenated batch.
+    ``sync_stats``: ``None`` (default) decides so automatically, ``False`` keeps per-process
+    statistics. Without a process group the forward is the plain single-process one.
     """
 
     def __init__(self, channels: Mapping[int, int], momentum: float = 0.1, eps: float = 1e-5):
@@ -27,8 +35,11 @@ class SO3BatchNorm(torch.nn.Module):
             self.register_buffer("running_mean", torch.zeros(self.channels[0]))
         for l, c in self.channels.items():
             self.register_buffer(f"running_var_{l}", torch.ones(c))
+        self.sync_stats: Optional[bool] = None
 
     def forward(self, x: Features) -> Features:
+        if self.training and self.sync_stats is not False and _dist.active():
+            return self._forward_synchronised(x)
         out: Features = {}
         for l in self.channels:
             h = x[l]
@@ -48,6 +59,53 @@ class SO3BatchNorm(torch.nn.Module):
             else:
                 var = var_buf.to(h.dtype)
             h = h * (torch.rsqrt(var + self.eps) * self.weights[str(l)])
+            if l == 0:
+                h = h + self.bias
+            out[l] = h
+        return out
+
+    def _forward_synchronised(self, x: Features) -> Features:
+        """Training forward with the global batch's statistics: one differentiable all-reduce of
+        ``[B, sum(h0 - K), sum((h0 - K)^2), sum(h_l^2) for l > 0]`` (float32 at least). The
+        scalars are shifted by ``K`` = the running mean (identical on every process) so that
+        ``E[(h0-K)^2] - E[h0-K]^2`` does not cancel catastrophically."""
+        degrees = list(self.channels)
+        first = x[degrees[0]]
+        dtype = torch.float64 if first.dtype == torch.float64 else torch.float32
+        parts = [torch.full((1,), float(first.shape[1]), dtype=dtype, device=first.device)]
+        shift = None
+        for l in degrees:
+            h = x[l].to(dtype)
+            if l == 0:
+                shift = self.running_mean.detach().to(dtype).clone()
+                d = h - shift
+                parts += [d.sum(dim=(0, 1)), d.pow(2).sum(dim=(0, 1))]
+            else:
+                parts.append(h.pow(2).sum(dim=(0, 1)))
+        tot = _dist.differentiable_all_reduce_sum(torch.cat(parts))
+        n = tot[0].detach()               # global batch size
+        out: Features = {}
+        i = 1
+        for l in degrees:
+            c = self.channels[l]
+            h = x[l]
+            count = n * (2 * l + 1)
+            var_buf = getattr(self, f"running_var_{l}")
+            if l == 0:
+                m1 = tot[i:i + c] / count
+                m2 = tot[i + c:i + 2 * c] / count
+                i += 2 * c
+                mean = shift + m1
+                var = (m2 - m1 * m1).clamp_min(0)
+                with torch.no_grad():
+                    self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                h = h - mean.to(h.dtype)
+            else:
+                var = tot[i:i + c] / count
+                i += c
+            with torch.no_grad():
+                var_buf.lerp_(var.detach().to(var_buf.dtype), self.momentum)
+            h = h * (torch.rsqrt(var + self.eps).to(h.dtype) * self.weights[str(l)])
             if l == 0:
                 h = h + self.bias
             out[l] = h
