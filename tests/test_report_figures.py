@@ -161,3 +161,68 @@ def test_figure_cli(vae, digits, tmp_path):
     # a kind's missing input is a clear error (exit status 1), not a traceback
     assert main(["figure", "canonical", "--model", str(tmp_path / "best.pt"), "--out", str(out)]) == 1
     assert main(["figure", "umap", "--out", str(out)]) == 1
+
+
+# ------------------------------------------------------- Figure 4B: colour by an extra dataset
+SS = np.array(["H", "E", "L"])
+
+
+def _protein_like(tmp_path, n=30):
+    """A neighbourhood-like file (residue-type labels, label_names, secondary_structure) and
+    `holovae embed`-like embeddings of it (z, labels, ids)."""
+    from holovae.data.hdf5 import write_dataset
+
+    rng = np.random.default_rng(0)
+    ss = SS[np.arange(n) % 3]
+    labels = np.arange(n) % 20
+    ids = [f"1abc_A_{i}" for i in range(n)]
+    z = rng.normal(size=(n, 8)) + 3.0 * (np.arange(n) % 3)[:, None]
+    data = write_dataset(tmp_path / "nbs.h5", rng.normal(size=(n, 4)), "1x0e+1x1e", labels=labels, ids=ids,
+                         attrs={"label_names": [f"AA{i}" for i in range(20)]},
+                         extra={"secondary_structure": np.asarray(ss, dtype=object)})
+    emb = write_dataset(tmp_path / "emb.h5", rng.normal(size=(n, 4)), "1x0e+1x1e", labels=labels, ids=ids,
+                        extra={"z": z})
+    return data, emb, z, ss
+
+
+def test_umap_coloured_by_string_categories(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "umap", None)
+    _, _, z, ss = _protein_like(tmp_path)
+    out = figures.fig_umap(z, ss, tmp_path / "ss.png", color_title="secondary_structure")
+    assert _is_png(out)
+
+
+def test_figure_cli_color_by(monkeypatch, vae, digits, tmp_path, caplog):
+    from holovae.cli import main
+    from holovae.data.hdf5 import write_dataset
+    from holovae.train import save_model
+
+    monkeypatch.setitem(sys.modules, "umap", None)       # the PCA fallback: UMAP's start is slow
+    data, emb, _, _ = _protein_like(tmp_path)
+    out = tmp_path / "fig4b.png"
+    assert main(["figure", "umap", "--embeddings", str(emb), "--data", str(data),
+                 "--color-by", "secondary_structure", "--out", str(out)]) == 0
+    assert _is_png(out)
+    # default colour: the labels, named by the data file's label_names
+    assert main(["figure", "umap", "--embeddings", str(emb), "--data", str(data), "--out", str(out)]) == 0
+    # without --data the embeddings have no secondary_structure: a clear error
+    assert main(["figure", "umap", "--embeddings", str(emb), "--color-by", "secondary_structure",
+                 "--out", str(tmp_path / "x.png")]) == 1
+    assert "no dataset 'secondary_structure'" in caplog.text and not (tmp_path / "x.png").exists()
+    # --color-by is for umap only
+    assert main(["figure", "overlays", "--model", str(tmp_path / "none.pt"), "--data", str(data),
+                 "--color-by", "secondary_structure", "--out", str(tmp_path / "x.png")]) == 1
+    # embeddings of another file (ids differ) are refused
+    other = write_dataset(tmp_path / "other.h5", np.zeros((30, 4)), "1x0e+1x1e", ids=[f"x{i}" for i in range(30)],
+                          extra={"z": np.zeros((30, 8))})
+    assert main(["figure", "umap", "--embeddings", str(other), "--data", str(data),
+                 "--color-by", "secondary_structure", "--out", str(tmp_path / "x.png")]) == 1
+    assert "ids" in caplog.text
+    # --model with --data: encodes the data, colours by its extra dataset
+    _, coeffs, labels = digits
+    save_model(vae, tmp_path / "best.pt")
+    write_dataset(tmp_path / "digits.h5", coeffs, IRREPS, labels=labels,
+                  extra={"parity": np.asarray(["even" if d % 2 == 0 else "odd" for d in labels], dtype=object)})
+    assert main(["figure", "umap", "--model", str(tmp_path / "best.pt"), "--data", str(tmp_path / "digits.h5"),
+                 "--color-by", "parity", "--out", str(out)]) == 0
+    assert _is_png(out)

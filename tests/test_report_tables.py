@@ -10,11 +10,14 @@ import pytest
 from holovae.cli import main
 from holovae.report import (build_table, load_eval, table1_mnist, tableS1, tableS3, tableS8_mnist,
                             tableS9_mnist, write_table)
+from holovae.report.evals import check_eval
 from holovae.report.paper import load_paper, paper_files
+from holovae.report.tables import tableS2, tableS7, tableS9_proteins
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "paper"   # ../shared beside the repo
 PACKAGED = Path(__file__).resolve().parents[1] / "holovae" / "report" / "paper"
-NAMES = ["table1_mnist", "tableS1", "tableS3", "tableS8_mnist", "tableS9_mnist"]
+NAMES = ["table1_mnist", "tableS1", "tableS3", "tableS8_mnist", "tableS9_mnist", "tableS2", "tableS7",
+         "tableS9_proteins"]
 
 
 def make_eval(variant="hae_nr_z16", split="NR/R", model="H-AE", z=16, decoder="equivariant",
@@ -31,6 +34,29 @@ def make_eval(variant="hae_nr_z16", split="NR/R", model="H-AE", z=16, decoder="e
     return ev
 
 
+def make_protein_eval(variant="prot_l6_z64", lmax=6, z=64, model="H-AE", channels=(50, 50, 50, 64, 64, 64),
+                      degrees=(6, 6, 6, 4, 2, 1), **over):
+    """A protein-neighbourhood eval: no split (nor decoder/tp, data_dim, initial_channels: may be absent)."""
+    ev = {"variant": variant, "dataset": "Protein NBs", "model": model, "z": z, "lmax": lmax,
+          "channels": list(channels), "degrees": list(degrees), "params": 1_612_345, "n_train": 5000,
+          "n_test": 800, "seconds_per_epoch": 120.0, "epochs": 6, "mse": 2e-3, "cosine": 0.35,
+          "cosine_weighted": 0.3, "purity": 0.2, "v_measure": 0.1, "lc_acc": 0.3, "knn_acc": 0.25,
+          "equiv_error_mean": 3.1e-7, "equiv_error_std": 2.0e-7, "abs_value_mean": 2.0e-2,
+          "abs_value_std": 1.0e-2, "equiv_relative_error_max": 5.0e-6, "equiv_relative_error_mean": 1.0e-6,
+          "latent_invariance_error": 2.0e-6}
+    ev.update(over)
+    return ev
+
+
+def protein_evals():
+    return [
+        make_protein_eval(initial_channels=44, data_dim=1708, decoder="equivariant", tp="efficient"),
+        make_protein_eval("prot_l3_z128", lmax=3, z=128, degrees=(3, 3, 3, 3, 2, 1), n_train=4000),
+        make_protein_eval("prot_vae_l6_z64", model="H-VAE"),  # the paper's protein models are H-AEs
+        make_protein_eval("prot_l5_z64", lmax=5),             # no paper row
+    ]
+
+
 @pytest.fixture
 def evals():
     return [
@@ -43,7 +69,7 @@ def evals():
         make_eval("hae_full5", tp="full", channels=(7, 6, 6, 6, 16), degrees=(10, 8, 4, 2, 1), spe=11.0),
         make_eval("hae_full6", tp="full", channels=(5, 5, 5, 5, 7, 16), spe=17.0),
         make_eval("other", dataset="Shrec17"),  # not MNIST: in no table here
-    ]
+    ] + protein_evals()
 
 
 def by_variant(rows):
@@ -186,3 +212,95 @@ def test_packaged_paper_csvs_identical_to_transcription():
     assert shared and shared == sorted(p.name for p in PACKAGED.glob("*.csv"))
     for name in shared:
         assert (PACKAGED / name).read_bytes() == (SHARED / name).read_bytes(), name
+
+
+# ---------------------------------------------------------------- protein neighbourhoods
+
+def test_tableS7_matches_lmax_and_z(evals):
+    t = build_table("tableS7", evals)
+    rows = by_variant(t.rows)
+    # protein evals only, in the paper's row order, then the unmatched ones
+    assert list(rows) == ["prot_l6_z64", "prot_l3_z128", "prot_vae_l6_z64", "prot_l5_z64"]
+    r = rows["prot_l6_z64"]
+    assert r["cosine_paper"] == 0.219 and r["params_paper"] == "1.6M" and r["params"] == 1_612_345
+    assert r["cosine"] == 0.3 and r["cosine_plain"] == 0.35           # ours weighted, as the paper's
+    assert r["n_train"] == 5000 and r["epochs"] == 6 and (r["lmax"], r["z"]) == (6, 64)
+    assert r["train_hours"] == pytest.approx(0.2) and r["train_hours_paper"] == 5.9
+    assert rows["prot_l3_z128"]["cosine_paper"] == 0.053 and rows["prot_l3_z128"]["params_paper"] == "1.2M"
+    assert rows["prot_vae_l6_z64"]["cosine_paper"] is None and rows["prot_l5_z64"]["cosine_paper"] is None
+    assert "10,957" in t.spec.caption and "12 epochs" in t.spec.caption and "CASP12" in t.spec.caption
+    assert "n_train" in t.spec.caption
+    assert "4,000 to 5,000 neighbourhoods" in t.footer
+    assert "H-AE L=3 z=64" in t.footer and "H-AE L=6 z=64;" not in t.footer
+    assert tableS7(evals) == t.rows
+
+
+def test_tableS2_architectures(evals):
+    rows = by_variant(tableS2(evals))
+    r = rows["prot_l6_z64"]
+    assert r["channels"] == r["channels_paper"] == "[50,50,50,64,64,64]"
+    assert r["degrees"] == r["degrees_paper"] == "[6,6,6,4,2,1]"
+    assert r["initial_channels"] == 44 and r["initial_channels_paper"] == 44
+    assert r["params_paper"] == "1.6M" and r["tensor_size"] == 1708 and r["tensor_size_paper"] == 1708
+    other = rows["prot_l3_z128"]  # no initial_channels / data_dim in its eval: empty cells
+    assert other["initial_channels"] is None and other["tensor_size"] is None
+    assert other["tensor_size_paper"] == 616 and other["channels_paper"] == "[60,60,60,90,128,128]"
+    assert "no data_dim" in build_table("tableS2", evals).footer
+
+
+def test_tableS9_proteins_paper_values_and_format(evals, tmp_path):
+    t = build_table("tableS9_proteins", evals)
+    rows = by_variant(t.rows)
+    assert set(rows) == {"prot_l6_z64", "prot_l3_z128", "prot_vae_l6_z64", "prot_l5_z64"}
+    assert rows["prot_l6_z64"]["equiv_error_mean_paper"] == 0.9
+    assert rows["prot_l3_z128"]["abs_value_std_paper"] == 3.0
+    assert rows["prot_vae_l6_z64"]["equiv_error_mean_paper"] is None
+    assert tableS9_proteins(evals) == t.rows
+    csv_path, md_path = tmp_path / "s9p.csv", tmp_path / "s9p.md"
+    write_table(t.rows, csv_path, md_path, t.spec.title, t.spec.caption, columns=t.spec.columns,
+                footer=t.footer, labels=t.spec.labels)
+    back = by_variant(list(csv.DictReader(csv_path.open())))
+    assert back["prot_l6_z64"]["equiv_error_mean"] == "3.1e-07"
+    assert back["prot_l6_z64"]["equiv_relative_error_mean"] == "1.0e-06"
+    assert back["prot_l6_z64"]["equiv_error_mean_paper"] == "0.9"
+    md = md_path.read_text()
+    assert "equiv_error_mean_paper †" in md and "units lost in transcription" in md
+
+
+def test_protein_evals_need_no_split():
+    ev = make_protein_eval()
+    check_eval(ev, ("variant", "dataset", "split", "model", "z"), "ev", "t")  # no split: fine
+    with pytest.raises(ValueError, match="split='NR/NR'"):
+        check_eval(make_eval(split="NR/NR"), ("split",), "ev", "t")
+    mnist = make_eval()
+    del mnist["split"]
+    with pytest.raises(ValueError, match="missing key.*'split'"):
+        check_eval(mnist, ("split",), "ev", "t")
+
+
+def test_mnist_tables_skip_protein_evals_and_vice_versa(evals):
+    assert all(r["variant"].startswith("h") for r in table1_mnist(evals))
+    assert {r["variant"] for r in tableS9_mnist(evals)}.isdisjoint(v["variant"] for v in protein_evals())
+    assert not tableS7([make_eval()])  # an MNIST eval is in no protein table
+
+
+def test_protein_missing_key_is_an_error(evals):
+    del by_variant(evals)["prot_l6_z64"]["cosine_weighted"]
+    with pytest.raises(ValueError, match="prot_l6_z64.*'cosine_weighted'"):
+        tableS7(evals)
+
+
+def test_cli_protein_table(evals, tmp_path):
+    paths = []
+    for ev in evals:
+        p = tmp_path / f"{ev['variant']}.json"
+        p.write_text(json.dumps(ev))
+        paths.append(str(p))
+    out = tmp_path / "tableS7.csv"
+    assert main(["table", "tableS7", "--eval", *paths, "--out", str(out)]) == 0
+    back = by_variant(list(csv.DictReader(out.open())))
+    assert set(back) == {e["variant"] for e in protein_evals()}
+    assert back["prot_l6_z64"]["params_paper"] == "1.6M" and back["prot_l6_z64"]["cosine_paper"] == "0.219"
+    assert "CASP12" in out.with_suffix(".md").read_text()
+    # the MNIST tables skip the protein evals (which have no split) instead of failing
+    assert main(["table", "table1_mnist", "--eval", *paths, "--out", str(tmp_path / "t1.csv")]) == 0

@@ -1,4 +1,5 @@
-"""`holovae figure`: the paper's MNIST figures (Figure 2 panels, Figure 3 overlays) as PNGs."""
+"""`holovae figure`: the paper's MNIST figures (Figure 2 panels, Figure 3 overlays) and the latent
+space of protein neighbourhoods coloured by secondary structure (Figure 4B) as PNGs."""
 from __future__ import annotations
 
 import logging
@@ -25,10 +26,19 @@ def _check_inputs(args) -> None:
             missing.append(f"--{need}")
     if missing:
         raise ValueError(f"figure {args.kind} needs {' and '.join(missing)}")
+    if _color_by(args) is not None and args.kind != "umap":
+        raise ValueError(f"--color-by applies to figure umap only, not {args.kind}")
+
+
+def _color_by(args):
+    """The extra dataset named by --color-by, or None for the labels (the default)."""
+    name = getattr(args, "color_by", None)
+    return None if name in (None, "", "labels") else name
 
 
 def _latents(args, model, data):
-    """Latent codes ``[N, z]`` and labels ``[N]``: from --embeddings if given, else by encoding."""
+    """Latent codes ``[N, z]``, labels ``[N]`` and the dataset they come from: from --embeddings
+    if given, else by encoding --data."""
     from ..data.hdf5 import read_dataset
     from ..report.figures import encode_means
 
@@ -36,8 +46,36 @@ def _latents(args, model, data):
         emb = read_dataset(args.embeddings)
         if "z" not in emb.extra:
             raise ValueError(f"{args.embeddings}: no dataset 'z' (write it with `holovae embed`)")
-        return emb.extra["z"], emb.labels
-    return encode_means(model, data.coefficients), data.labels
+        return emb.extra["z"], emb.labels, emb
+    return encode_means(model, data.coefficients), data.labels, data
+
+
+def _colours(args, source, data, n: int):
+    """``(values [n], legend title, label names)`` to colour the UMAP by: the labels (named by the
+    data file's ``label_names`` attribute, as `holovae prepare-structures` writes it, if any) or
+    the extra dataset --color-by of --data (else of --embeddings), checked to be row-aligned."""
+    import numpy as np
+
+    name = _color_by(args)
+    files = [d for d in (data, source) if d is not None]
+    if name is None:
+        names = next((d.attrs["label_names"] for d in files if d.attrs.get("label_names")), None)
+        return source.labels, ("digit" if names is None else "label"), names
+    holder = next((d for d in files if name in d.extra), None)
+    if holder is None:
+        have = sorted({k for d in files for k in d.extra})
+        raise ValueError(f"--color-by {name}: no dataset {name!r} in {' or '.join(str(d.path) for d in files)} "
+                         f"(extra datasets there: {', '.join(have) or 'none'}); pass --data with the file "
+                         "it is stored in (e.g. protein neighbourhoods written by `holovae prepare-structures`)")
+    values = np.asarray(holder.extra[name])
+    if values.ndim != 1 or len(values) != n:
+        raise ValueError(f"--color-by {name}: {holder.path} has {name} of shape {values.shape}, "
+                         f"expected one value per latent code ({n})")
+    if holder is not source and holder.ids is not None and source.ids is not None \
+            and not np.array_equal(holder.ids, source.ids):
+        raise ValueError(f"--color-by {name}: sample ids of {holder.path} and {source.path} differ "
+                         "(embeddings of another file?)")
+    return values, name, None
 
 
 def run(args) -> None:
@@ -51,8 +89,9 @@ def run(args) -> None:
     if args.kind == "canonical":
         figures.fig_canonical(model, data.coefficients, data.labels, args.out)
     elif args.kind == "umap":
-        z, labels = _latents(args, model, data)
-        figures.fig_umap(z, labels, args.out, seed=args.seed)
+        z, _, source = _latents(args, model, data)
+        values, title, names = _colours(args, source, data, len(z))
+        figures.fig_umap(z, values, args.out, seed=args.seed, color_title=title, label_names=names)
     elif args.kind == "prior-samples":
         figures.fig_prior_samples(model, args.out, seed=args.seed)
     elif args.kind == "interpolations":
@@ -62,11 +101,14 @@ def run(args) -> None:
 
 
 def register(sub) -> None:
-    f = sub.add_parser("figure", help="draw an MNIST figure of the paper (Figures 2 and 3) as a PNG")
+    f = sub.add_parser("figure", help="draw a figure of the paper (Figures 2, 3 and 4B) as a PNG")
     f.add_argument("kind", choices=list(NEEDS), help="which figure")
     f.add_argument("--model", help="trained model (best.pt)")
     f.add_argument("--data", help="test HDF5 with labels (coefficients [N, dim])")
     f.add_argument("--embeddings", help="HDF5 from `holovae embed` (z, labels); for umap")
     f.add_argument("--out", required=True, help="output PNG")
     f.add_argument("--seed", type=int, default=0, help="UMAP random_state / prior-sample seed")
+    f.add_argument("--color-by", default=None, metavar="NAME",
+                   help="umap only: colour by this extra dataset of --data (or of --embeddings), e.g. "
+                        "secondary_structure for protein neighbourhoods (Figure 4B); default: the labels")
     f.set_defaults(func=run)

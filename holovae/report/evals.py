@@ -13,10 +13,36 @@ ALLOWED = {
 }
 
 
+# Datasets whose evals have no train/test rotation "split" (``holovae evaluate --meta`` gives
+# none): protein neighbourhoods are used as they come, in their native orientation.
+NO_SPLIT_DATASETS = {"protein nbs"}
+
+
+def dataset_key(ev) -> str:
+    """The eval's dataset name, normalised for comparisons ('Protein NBs' -> 'protein nbs')."""
+    return " ".join(str(ev.get("dataset", "")).split()).lower() if isinstance(ev, dict) else ""
+
+
+def has_split(ev) -> bool:
+    """Whether evals of ``ev``'s dataset carry a ``split`` (MNIST and Shrec17 do, proteins do not)."""
+    return dataset_key(ev) not in NO_SPLIT_DATASETS
+
+
+def is_protein(ev) -> bool:
+    """An eval of a protein-neighbourhood model (dataset "Protein NBs")."""
+    return dataset_key(ev) == "protein nbs"
+
+
 def check_eval(ev, keys, where: str, table: str) -> None:
-    """Raise ValueError naming ``where`` if ``ev`` lacks one of ``keys`` or has an unknown value."""
+    """Raise ValueError naming ``where`` if ``ev`` lacks one of ``keys`` or has an unknown value.
+
+    ``split`` is neither required nor checked for datasets without one (:func:`has_split`:
+    protein neighbourhoods); for the others a missing or unknown split is an error.
+    """
     if not isinstance(ev, dict):
         raise ValueError(f"{where}: an eval must be a JSON object, got {type(ev).__name__}")
+    if not has_split(ev):
+        keys = tuple(k for k in keys if k != "split")
     missing = [k for k in keys if k not in ev]
     if missing:
         raise ValueError(f"{where}: missing key(s) {', '.join(repr(k) for k in missing)} "

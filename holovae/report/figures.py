@@ -1,6 +1,7 @@
 """Figures of the paper's MNIST section: canonical-frame reconstructions, latent space, prior
 samples, latent interpolations (Figure 2) and per-class overlays of canonical reconstructions
-(Figure 3).
+(Figure 3); the latent-space plot also draws Figure 4B (protein neighbourhoods coloured by
+secondary structure).
 
 Spherical signals are drawn by evaluating their band-limited expansion
 ``f(x) = sum_lm f_lm Y_lm(x)`` (e3nn real SH, 'integral' normalisation, as in
@@ -301,9 +302,18 @@ def _embed_2d(z: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
     return coords, "PCA (umap-learn unavailable)"
 
 
-def fig_umap(z, labels, out, seed: int = 0) -> Path:
-    """Figure 2B: ``z [N, z]`` (latent means) embedded in 2-D by UMAP (``random_state=seed``),
-    coloured by digit ``labels [N]``."""
+def _category_text(value) -> str:
+    text = str(value)
+    return text if text.strip() else "(none)"
+
+
+def fig_umap(z, labels, out, seed: int = 0, color_title: str = "digit", label_names=None) -> Path:
+    """Figure 2B (and 4B): ``z [N, z]`` (latent means) embedded in 2-D by UMAP
+    (``random_state=seed``), one colour per category of ``labels [N]``: digits by default,
+    or any per-sample categories (e.g. the secondary structure H/E/L of protein
+    neighbourhoods, Figure 4B), named ``color_title`` in the legend. ``label_names``
+    (optional, indexable by label, e.g. residue names for residue-type labels) names the
+    legend entries of integer labels."""
     z = np.asarray(torch.as_tensor(z).detach().cpu(), dtype=np.float64)
     if z.ndim != 2 or len(z) < 3:
         raise ValueError(f"need latent codes [N >= 3, z], got shape {z.shape}")
@@ -311,16 +321,24 @@ def fig_umap(z, labels, out, seed: int = 0) -> Path:
     import matplotlib
 
     coords, method = _embed_2d(z, seed)
+    categories = np.unique(labels)
     fig = _new_figure(6.0, 5.0)
     ax = fig.subplots()
-    cmap = matplotlib.colormaps["tab10"]
-    for k, c in enumerate(np.unique(labels)):
+    cmap = matplotlib.colormaps["tab10" if len(categories) <= 10 else "tab20"]
+    size = 4.0 if len(z) <= 5000 else 1.0             # protein sets have 1e5+ points
+    for k, c in enumerate(categories):
         sel = labels == c
-        ax.scatter(coords[sel, 0], coords[sel, 1], s=4, color=cmap(k % 10), label=str(c), alpha=0.8)
-    ax.legend(title="digit", markerscale=3, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        name = c
+        if label_names is not None and np.issubdtype(np.asarray(c).dtype, np.integer) and 0 <= c < len(label_names):
+            name = label_names[int(c)]
+        ax.scatter(coords[sel, 0], coords[sel, 1], s=size, color=cmap(k % cmap.N), label=_category_text(name),
+                   alpha=0.8, linewidths=0)
+    ax.legend(title=color_title, markerscale=6.0 / math.sqrt(size), fontsize=8, loc="center left",
+              bbox_to_anchor=(1.0, 0.5), ncols=1 if len(categories) <= 25 else 2)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"{method} of the latent codes z ({z.shape[1]}-D, {len(z)} digits)", fontsize=10)
+    what = "digits" if color_title == "digit" else f"samples, coloured by {color_title}"
+    ax.set_title(f"{method} of the latent codes z ({z.shape[1]}-D, {len(z)} {what})", fontsize=10)
     return save_figure(fig, out)
 
 

@@ -7,15 +7,17 @@ the paper reports in ``<metric>``, the paper's in ``<metric>_paper`` (None when 
 has no matching row). Only variants we ran get a row; paper rows we did not run are named
 by :func:`build_table` in the table's footer instead of appearing as half-empty rows.
 
-To add a table (protein neighborhoods, LBA, ...), write a ``_build_x(evals, paper) -> Built``
-and :func:`register_table` a :class:`TableSpec` for it; the CLI picks it up by name.
+To add a table (LBA, ...), write a ``_build_x(evals, paper) -> Built`` and
+:func:`register_table` a :class:`TableSpec` for it; the CLI picks it up by name. A spec's
+``accepts`` picks the evals of its dataset: the others are skipped before their keys are
+checked, so one folder of evals (MNIST and protein neighbourhoods) serves every table.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .evals import check_evals, int_list, list_text
+from .evals import check_evals, dataset_key, int_list, is_protein, list_text
 from .paper import load_paper
 
 COMMON = ("variant", "dataset", "split", "model", "z", "decoder", "tp")
@@ -50,6 +52,11 @@ class TableSpec:
     build: Callable[[list[dict], list[dict]], Built]
     labels: dict = field(default_factory=dict)   # Markdown header overrides
     formats: dict = field(default_factory=dict)  # %-formats overriding writers.default_format
+    accepts: Callable[[dict], bool] | None = None  # evals of this table's dataset (None: all)
+
+    def applies(self, ev) -> bool:
+        """Whether eval ``ev`` belongs to this table's dataset (others are skipped)."""
+        return self.accepts is None or bool(self.accepts(ev))
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ def get_spec(name: str) -> TableSpec:
 def build_table(name: str, evals: list[dict], paper: list[dict] | None = None) -> Table:
     """Check ``evals`` carry the keys table ``name`` reads, build its rows and footer."""
     spec = get_spec(name)
+    check_evals(evals, ("dataset",), name)   # every eval: needed to tell which table it is for
+    evals = [e for e in evals if spec.applies(e)]
     check_evals(evals, spec.needs, name)
     built = spec.build(evals, load_paper(spec.paper_csv) if paper is None else paper)
     rows = [{c: r.get(c) for c in spec.columns} for r in built.rows]  # fixed column order
@@ -116,7 +125,7 @@ def _ratio(num, den):
 
 
 def _is_mnist(ev) -> bool:
-    return str(ev["dataset"]).strip().upper() == "MNIST"
+    return dataset_key(ev) == "mnist"
 
 
 def _is_main(ev) -> bool:
@@ -180,7 +189,7 @@ register_table(TableSpec(
     needs=COMMON + ("n_train", "cosine_weighted", "cosine") + CLUSTER,
     columns=("variant", "split", "model", "z", "bw", "n_train", "cosine", "cosine_paper", "cosine_plain")
     + _paired(*CLUSTER),
-    build=_build_table1))
+    build=_build_table1, accepts=_is_mnist))
 
 register_table(TableSpec(
     name="tableS3", title="Table S3 (MNIST): KNN classification accuracy on the latent space",
@@ -188,7 +197,7 @@ register_table(TableSpec(
     paper_csv="table1_mnist.csv",  # Table S3 is the knn_acc column of Table 1's MNIST rows
     needs=COMMON + ("knn_acc",),
     columns=("variant", "split", "model", "z", "knn_acc", "knn_acc_paper"),
-    build=_build_s3))
+    build=_build_s3, accepts=_is_mnist))
 
 
 # ---------------------------------------------------------------- Table S1 (unconstrained decoder)
@@ -230,7 +239,7 @@ register_table(TableSpec(
     needs=COMMON + ("seconds_per_epoch", "cosine_weighted", "cosine") + CLUSTER,
     columns=("variant", "model", "split", "z", "seconds_per_epoch", "relative_time", "relative_time_paper",
              "cosine", "cosine_paper", "cosine_plain") + _paired(*CLUSTER),
-    build=_build_s1))
+    build=_build_s1, accepts=_is_mnist))
 
 
 # ---------------------------------------------------------------- Table S8 (ETP vs full TP, MNIST)
@@ -278,7 +287,7 @@ register_table(TableSpec(
     columns=("variant", "tp_type", "lmax", "z", "channels", "degrees", "params", "params_paper",
              "seconds_per_epoch", "relative_time", "relative_time_paper", "cosine", "cosine_paper",
              "cosine_plain"),
-    build=_build_s8))
+    build=_build_s8, accepts=_is_mnist))
 
 
 # ---------------------------------------------------------------- Table S9 (equivariance error, MNIST)
@@ -314,7 +323,136 @@ register_table(TableSpec(
     needs=COMMON + ("lmax",) + EQUIV + ("equiv_relative_error_max", "latent_invariance_error"),
     columns=("variant", "split", "model", "z", "lmax", "decoder", "tp") + _paired(*EQUIV)
     + ("equiv_relative_error_max", "latent_invariance_error"),
-    build=_build_s9,
+    build=_build_s9, accepts=_is_mnist,
+    labels={f"{m}_paper": f"{m}_paper †" for m in EQUIV}))
+
+
+# ---------------------------------------------------------------- protein neighbourhoods (S2, S7, S9)
+# The paper's protein models (Tables S2, S7, S9) are H-AEs with the equivariant decoder and the
+# efficient tensor product, one per (lmax, z). Our evals match them on exactly that, so an H-VAE or
+# an ablated protein run gets a row of its own, with empty paper cells.
+
+PROTEIN_DATA = ("The paper trained on ProteinNet CASP12 (10,957 training structures, 12 epochs, on an A40 GPU); "
+                "ours may be a small local subset of structures: n_train is our number of training "
+                "neighbourhoods, epochs our number of epochs.")
+PROTEIN_MATCH = ("Rows match the paper's on (lmax, z) for H-AE models with the equivariant decoder and the "
+                 "efficient tensor product; lmax is the maximum degree L of the Zernike projection of the "
+                 "10 Å neighbourhoods.")
+
+
+def _protein_key(ev):
+    return (ev["model"], int(ev["lmax"]), int(ev["z"]), ev.get("decoder", "equivariant"), ev.get("tp", "efficient"))
+
+
+def _paper_protein_key(p):
+    return (p.get("model", "H-AE"), int(p["lmax"]), int(p["z"]), "equivariant", "efficient")
+
+
+def _protein_pairs(evals, paper):
+    ours = [e for e in evals if is_protein(e)]
+    pairs, missing = match(ours, paper, _protein_key, _paper_protein_key)
+    return pairs, [f"{p.get('model', 'H-AE')} L={p['lmax']} z={p['z']}" for p in missing]
+
+
+def _protein_row(ev) -> dict:
+    return {"variant": ev["variant"], "model": ev["model"], "lmax": int(ev["lmax"]), "z": int(ev["z"])}
+
+
+def _train_hours(ev):
+    s, n = ev.get("seconds_per_epoch"), ev.get("epochs")
+    return None if s is None or n is None else s * n / 3600.0
+
+
+def _n_train_note(evals) -> list[str]:
+    sizes = sorted({int(e["n_train"]) for e in evals if is_protein(e) and e.get("n_train") is not None})
+    if not sizes:
+        return []
+    text = f"{sizes[0]:,}" if len(sizes) == 1 else f"{sizes[0]:,} to {sizes[-1]:,}"
+    return [f"Our runs trained on {text} neighbourhoods (the paper: all neighbourhoods of ProteinNet "
+            "CASP12's 10,957 training structures)."]
+
+
+def _build_s7(evals, paper) -> Built:
+    pairs, not_run = _protein_pairs(evals, paper)
+    rows = []
+    for e, p in pairs:
+        row = _protein_row(e)
+        row.update(n_train=e["n_train"], epochs=e["epochs"], params=e["params"], params_paper=_p(p, "params"),
+                   train_hours=_train_hours(e), train_hours_paper=_p(p, "train_hours_a40"))
+        _cosines(row, e, p)
+        rows.append(row)
+    return Built(rows, not_run, _n_train_note(evals))
+
+
+register_table(TableSpec(
+    name="tableS7", title="Table S7 (protein neighbourhoods): reconstruction cosine loss of H-AE models",
+    caption=(f"{OURS_VS_PAPER} {COSINE_NOTE} {PROTEIN_MATCH} {PROTEIN_DATA} params is our exact count, "
+             "params_paper the paper's rounded one; train_hours is ours (seconds per epoch x epochs, on our "
+             "hardware), train_hours_paper the paper's on an A40."),
+    paper_csv="tableS7_protein_neighborhoods.csv",
+    needs=("variant", "dataset", "model", "z", "lmax", "params", "n_train", "epochs", "cosine_weighted", "cosine"),
+    columns=("variant", "model", "lmax", "z", "n_train", "epochs", "params", "params_paper",
+             "cosine", "cosine_paper", "cosine_plain", "train_hours", "train_hours_paper"),
+    build=_build_s7, accepts=is_protein))
+
+
+def _build_s2(evals, paper) -> Built:
+    pairs, not_run = _protein_pairs(evals, paper)
+    rows = []
+    for e, p in pairs:
+        row = _protein_row(e)
+        row.update(channels=list_text(e["channels"]), channels_paper=_p(p, "channels_list"),
+                   degrees=list_text(e["degrees"]), degrees_paper=_p(p, "degrees_list"),
+                   initial_channels=e.get("initial_channels"), initial_channels_paper=_p(p, "initial_channels"),
+                   params=e["params"], params_paper=_p(p, "params"),
+                   tensor_size=e.get("data_dim"), tensor_size_paper=_p(p, "tensor_size"))
+        rows.append(row)
+    notes = []
+    if any(e.get("data_dim") is None for e, _ in pairs):
+        notes.append("tensor_size is empty where the eval has no data_dim (the input irreps' dimension).")
+    return Built(rows, not_run, notes + _n_train_note(evals))
+
+
+register_table(TableSpec(
+    name="tableS2", title="Table S2 (protein neighbourhoods): architectures of the H-AE models",
+    caption=(f"{OURS_VS_PAPER} {PROTEIN_MATCH} channels and degrees are the encoder's per-block lists; "
+             "initial_channels the channels of the first (input) linear layer; tensor_size the dimension of "
+             "the input tensor (the Zernike coefficients of one neighbourhood, all channels and degrees up to "
+             "lmax); params is our exact count, params_paper the paper's rounded one."),
+    paper_csv="tableS2_protein_architectures.csv",
+    needs=("variant", "dataset", "model", "z", "lmax", "channels", "degrees", "params"),
+    columns=("variant", "model", "lmax", "z") + _paired("channels", "degrees", "initial_channels", "params",
+                                                         "tensor_size"),
+    build=_build_s2, accepts=is_protein))
+
+
+def _build_s9_proteins(evals, paper) -> Built:
+    prows = [p for p in paper if is_protein(p)]
+    pairs, not_run = _protein_pairs(evals, prows)
+    rows = []
+    for e, p in pairs:
+        row = _protein_row(e)
+        _ours_vs_paper(row, e, p, EQUIV)
+        row["equiv_relative_error_max"] = e["equiv_relative_error_max"]
+        row["equiv_relative_error_mean"] = e.get("equiv_relative_error_mean")
+        row["latent_invariance_error"] = e["latent_invariance_error"]
+        rows.append(row)
+    return Built(rows, not_run, [f"† {UNITS_LOST}."])
+
+
+register_table(TableSpec(
+    name="tableS9_proteins", title="Table S9 (protein neighbourhoods): equivariance error of trained models",
+    caption=(f"{OURS_VS_PAPER} {PROTEIN_MATCH} Ours, in scientific notation: mean and std over test samples and "
+             "random rotations R of mean_i |D(R) f(x) - f(D(R) x)|_i (equiv_error) and of mean_i |D(R) f(x)|_i "
+             "(abs_value); equiv_relative_error_max / _mean are the largest / mean "
+             "||D(R) f(x) - f(D(R) x)|| / ||D(R) f(x)||, latent_invariance_error the largest relative change of "
+             f"z under rotation. Columns marked † are the {UNITS_LOST}. No cosine shown."),
+    paper_csv="tableS9_equivariance_error.csv",
+    needs=("variant", "dataset", "model", "z", "lmax") + EQUIV + ("equiv_relative_error_max",
+                                                                  "latent_invariance_error"),
+    columns=("variant", "model", "lmax", "z") + _paired(*EQUIV)
+    + ("equiv_relative_error_max", "equiv_relative_error_mean", "latent_invariance_error"),
+    build=_build_s9_proteins, accepts=is_protein,
     labels={f"{m}_paper": f"{m}_paper †" for m in EQUIV}))
 
 
@@ -343,3 +481,18 @@ def tableS8_mnist(evals, paper=None) -> list[dict]:
 def tableS9_mnist(evals, paper=None) -> list[dict]:
     """Table S9, MNIST rows: equivariance error (the paper's scale was lost; orders of magnitude)."""
     return build_table("tableS9_mnist", evals, paper).rows
+
+
+def tableS7(evals, paper=None) -> list[dict]:
+    """Table S7: protein-neighbourhood reconstruction (matched on lmax, z); ``cosine`` is our weighted one."""
+    return build_table("tableS7", evals, paper).rows
+
+
+def tableS2(evals, paper=None) -> list[dict]:
+    """Table S2: protein-neighbourhood architectures (matched on lmax, z), with parameter counts."""
+    return build_table("tableS2", evals, paper).rows
+
+
+def tableS9_proteins(evals, paper=None) -> list[dict]:
+    """Table S9, protein rows: equivariance error (the paper's scale was lost; orders of magnitude)."""
+    return build_table("tableS9_proteins", evals, paper).rows
