@@ -109,7 +109,9 @@ def write_dataset(path, coefficients, irreps, labels=None, ids=None,
     for name, arr in (extra or {}).items():
         if name in _RESERVED_DATASETS:
             raise ValueError(f"{path}: extra dataset name {name!r} is reserved")
-        datasets[name] = _as_numpy(arr)
+        arr = _as_numpy(arr)
+        # numpy unicode arrays (what read_dataset returns for strings) -> variable-length str
+        datasets[name] = arr.astype(object) if arr.dtype.kind == "U" else arr
     for name, arr in datasets.items():
         if arr.ndim == 0 or arr.shape[0] != n:
             raise ValueError(f"{path}: dataset {name!r} has shape {arr.shape}, expected first dim {n}")
@@ -228,3 +230,46 @@ def read_dataset(path, expected_irreps=None) -> SteerableDataset:
     return SteerableDataset(coefficients=coefficients, irreps=irreps,
                             labels=arrays.pop("labels", None), ids=arrays.pop("ids", None),
                             attrs=attrs, extra=arrays, path=str(path))
+
+
+def concatenate_datasets(paths, out, attrs: Mapping[str, Any] | None = None) -> Path:
+    """Concatenate the rows of several files (e.g. the shards of one split) into ``out``.
+
+    Every file must have the same irreps and the same datasets; the transform attributes are
+    taken from the first file and must agree in every other one, except the per-source
+    bookkeeping (``source_sha256`` dicts are merged, counts ``n_*`` summed). ``attrs`` adds or
+    overrides attributes. Raises :class:`DatasetFormatError` naming the disagreeing file.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError(f"{out}: nothing to concatenate")
+    parts = [read_dataset(p) for p in paths]
+    first = parts[0]
+    merged_attrs = {k: v for k, v in first.attrs.items() if k != "holovae_version"}
+    for p, d in zip(paths[1:], parts[1:]):
+        if not _same_layout(d.irreps, first.irreps):
+            raise DatasetFormatError(f"{p}: irreps {d.irreps} differ from {paths[0]}'s {first.irreps}")
+        if set(d.extra) != set(first.extra) or (d.labels is None) != (first.labels is None):
+            raise DatasetFormatError(f"{p}: datasets {sorted(d.extra)} differ from {paths[0]}'s {sorted(first.extra)}")
+        for key, value in d.attrs.items():
+            if key == "holovae_version":
+                continue
+            if key == "source_sha256" and isinstance(value, dict):
+                merged_attrs.setdefault(key, {}).update(value)
+            elif key.startswith("n_") and isinstance(value, int):
+                merged_attrs[key] = merged_attrs.get(key, 0) + value
+            elif key.endswith("_used") and isinstance(value, dict):
+                used = merged_attrs.setdefault(key, {})
+                for k, v in value.items():
+                    used[k] = used.get(k, 0) + v
+            elif merged_attrs.get(key) != value:
+                raise DatasetFormatError(f"{p}: attribute {key!r} = {value!r} differs from "
+                                         f"{paths[0]}'s {merged_attrs.get(key)!r}")
+    merged_attrs["concatenated_from"] = [str(p) for p in paths]
+    merged_attrs.update(attrs or {})
+    cat = lambda arrays: np.concatenate(arrays) if arrays else None  # noqa: E731
+    return write_dataset(
+        out, torch.cat([d.coefficients for d in parts]), first.irreps,
+        labels=cat([d.labels for d in parts]) if first.labels is not None else None,
+        ids=cat([d.ids for d in parts]) if first.ids is not None else None,
+        attrs=merged_attrs, extra={k: cat([d.extra[k] for d in parts]) for k in first.extra})

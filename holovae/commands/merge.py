@@ -1,0 +1,43 @@
+"""`holovae merge`: concatenate HDF5 shards (same irreps and transform) into one file."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("holovae")
+
+
+def _merge_tsv(inputs, out) -> int:
+    """Concatenate TSVs keeping one header; atomic. Returns the number of data rows."""
+    out = Path(out)
+    header, rows = None, []
+    for p in inputs:
+        lines = Path(p).read_text().splitlines()
+        if not lines:
+            continue
+        header = header or lines[0]
+        rows += lines[1:]
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text("\n".join(([header] if header else []) + rows) + "\n")
+    os.replace(tmp, out)
+    return len(rows)
+
+
+def run(args) -> None:
+    from ..data.hdf5 import concatenate_datasets
+
+    path = concatenate_datasets(args.shards, args.out)
+    log.info("wrote %s from %d shards", path, len(args.shards))
+    if args.skipped_out:
+        n = _merge_tsv(args.skipped, args.skipped_out)
+        log.info("wrote %s (%d skipped files/residues)", args.skipped_out, n)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("merge", help="concatenate HDF5 shards (same irreps and transform) into one file")
+    p.add_argument("shards", nargs="+", help="HDF5 files written by prepare-structures (or any holovae dataset)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--skipped", nargs="*", default=[], help="the shards' skipped.tsv files, concatenated into --skipped-out")
+    p.add_argument("--skipped-out", default=None)
+    p.set_defaults(func=run)
