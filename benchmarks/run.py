@@ -21,6 +21,7 @@ BENCHMARKS = {  # name -> module; each has run(out_dir, device=...) -> list of r
     "fused_kernel": "bench_fused_kernel",
     "cg": "bench_cg",
     "train_step": "bench_train_step",
+    "neighbourhoods": "bench_neighbourhoods",
 }
 
 
