@@ -99,7 +99,7 @@ def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivari
 
     res = {"model": "H-VAE" if cfg.vae else "H-AE", "z": cfg.latent_dim, "decoder": cfg.decoder, "tp": cfg.tp,
            "channels": list(cfg.channels), "degrees": list(cfg.degrees), "params": model.n_parameters(),
-           "lmax": irreps.lmax, "n_train": len(emb["train"]), "n_test": len(rec)}
+           "lmax": irreps.lmax, "data_dim": irreps.dim, "initial_channels": cfg.initial_channels, "n_train": len(emb["train"]), "n_test": len(rec)}
     res.update(_history_stats(history) if history else {"seconds_per_epoch": None, "epochs": None})
 
     log.info("reconstruction metrics on %d test samples", len(rec))

@@ -44,7 +44,22 @@ def run(args) -> None:
     finally:
         if created:
             dist_utils.cleanup()
-    log.info("best model: %s (%d parameters)", Path(args.out) / "best.pt", model.n_parameters())
+    best = Path(args.out) / "best.pt"
+    if not parallel or dist_utils.is_main():
+        _attach_data_attrs(best, tr.attrs)
+    log.info("best model: %s (%d parameters)", best, model.n_parameters())
+
+
+def _attach_data_attrs(model_path: Path, attrs: dict) -> None:
+    """Store the training data's transform parameters in the model file, so that new inputs
+    (``holovae embed-structures``) are transformed exactly as the training data was."""
+    import torch
+
+    from ..train import _atomic_save
+
+    ckpt = torch.load(model_path, map_location="cpu", weights_only=False)
+    ckpt["data_attrs"] = {k: v for k, v in attrs.items() if k not in ("source_sha256", "concatenated_from")}
+    _atomic_save(ckpt, model_path)
 
 
 def register(sub) -> None:

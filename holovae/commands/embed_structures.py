@@ -1,0 +1,69 @@
+"""`holovae embed-structures`: per-residue invariant embeddings of a user's own structures.
+
+The structures are transformed exactly as the model's training data was (parameters stored in
+the model file by ``holovae train``), every residue's neighbourhood is encoded, and one HDF5 is
+written: ``coefficients`` = z (invariant, irreps ``Zx0e``), extra ``frame`` [N, 3, 3],
+``secondary_structure`` and ``residue_name``, ``ids`` "pdb|chain|resnum|icode|resname".
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("holovae")
+
+
+def run(args) -> None:
+    import torch
+    from e3nn import o3
+
+    from ..data.featurize import featurize_structures
+    from ..data.hdf5 import write_dataset
+    from ..embed import embed
+    from ..train import load_model
+    from .prepare_structures import _write_tsv
+
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    ckpt = torch.load(args.model, map_location="cpu", weights_only=False)
+    attrs = ckpt.get("data_attrs") if isinstance(ckpt, dict) else None
+    if not attrs or attrs.get("kind") != "protein_neighbourhoods":
+        raise ValueError(f"{args.model}: not a protein-neighbourhood model (no transform parameters stored; "
+                         "train it with `holovae train` on `holovae prepare-structures` data)")
+    model = load_model(args.model, device)
+    f = featurize_structures(args.structures, lmax=attrs["lmax"], n_max=attrs["n_max"], r_max=attrs["r_max"],
+                             elements=attrs["elements"], other_channel=attrs["other_channel"],
+                             normalization=attrs["normalization"], radial=attrs["radial"],
+                             secondary=args.secondary, keep_hetero=attrs.get("keep_hetero", True),
+                             progress=not args.no_progress)
+    if f.irreps.simplify() != o3.Irreps(model.config.irreps_in).simplify():
+        raise ValueError(f"{args.model}: model irreps {model.config.irreps_in} differ from the transform's {f.irreps}")
+    if len(f.ids) == 0:
+        raise ValueError(f"no residue neighbourhood in {len(args.structures)} file(s): see the skipped list "
+                         f"({', '.join(str(r[3]) for r in f.skipped[:3])})")
+    out = embed(model, torch.from_numpy(f.coefficients), batch_size=args.batch_size, reconstructions=False)
+    z = out["z"].numpy()
+    write_dataset(args.out, z, f"{z.shape[1]}x0e", labels=f.labels, ids=f.ids,
+                  attrs={**f.attrs, "content": "per-residue invariants z of an H-(V)AE", "model": str(args.model)},
+                  extra={"frame": out["frame"].numpy(),
+                         "secondary_structure": np.asarray(f.secondary, dtype=object),
+                         "residue_name": np.asarray(f.resnames, dtype=object)})
+    if args.skipped:
+        _write_tsv(Path(args.skipped), f.skipped)
+    log.info("wrote %s: %d residues x z=%d from %d/%d structures (%d skipped rows)", args.out, len(f.ids),
+             z.shape[1], f.attrs["n_files_ok"], len(args.structures), len(f.skipped))
+
+
+def register(sub) -> None:
+    p = sub.add_parser("embed-structures",
+                       help="per-residue invariant embeddings (z) of PDB/mmCIF files with a trained neighbourhood model")
+    p.add_argument("structures", nargs="+", help="PDB/mmCIF files (plain or .gz)")
+    p.add_argument("--model", required=True, help="best.pt of a protein-neighbourhood model")
+    p.add_argument("--out", required=True, help="HDF5: coefficients = z [N, Z], extra frame, secondary_structure")
+    p.add_argument("--skipped", default=None, help="TSV of skipped files/residues with reasons")
+    p.add_argument("--secondary", default="geometry", choices=["auto", "dssp", "geometry", "none"])
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
