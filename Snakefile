@@ -8,6 +8,9 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
+# `proteins: null` (config/paper.yaml) removes the section config/config.yaml brings
+if config.get("proteins", False) is None:
+    del config["proteins"]
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -17,6 +20,7 @@ include: "workflow/rules/transform.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/proteins.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -56,7 +56,8 @@ def write_config(path: Path, base: str = "config/config.yaml", **changes) -> Pat
 def test_dry_run_default(tmp_path):
     out = snakemake(tmp_path, "-n", "all", "--cores", "2", "--configfile", str(REPO / "config/config.yaml")).stdout
     counts = job_counts(out)
-    assert counts["train_mnist"] == 4 and counts["table"] == 5 and counts["prepare_mnist"] == 2
+    assert counts["train_mnist"] == 4 and counts["table"] == 5 + 3 and counts["prepare_mnist"] == 2
+    assert counts["train_proteins"] == 1 and counts["merge_structures"] == 3     # train, val, test
     assert "download_mnist" not in counts          # the default is offline
 
 
@@ -67,6 +68,7 @@ def test_dry_run_paper_resolves_every_mnist_variant(tmp_path):
     assert counts["train_mnist"] == 12
     assert counts["download_mnist"] == 4
     assert counts["embed_mnist"] == 12 and counts["evaluate_mnist"] == 12 and counts["table"] == 5
+    assert "train_proteins" not in counts           # proteins: null (ProteinNet download not implemented)
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -97,6 +99,14 @@ TINY = {
     "mnist.variants": {"hae_z16_NR": {"architecture": "small", "vae": False, "train_split": "NR"},
                        "hvae_z16_NR": {"architecture": "small", "vae": True, "train_split": "NR"},
                        "hae_z16_NR_mlp": {"architecture": "small_mlp", "vae": False, "train_split": "NR"}},
+    "proteins.max_structures": 3,
+    "proteins.shard_size": 1,
+    "proteins.train": {"epochs": 1, "batch_size": 32, "lr": 0.001, "lambda_x": 1000, "no_kl_epochs": 1,
+                       "warmup_kl_epochs": 1},
+    "proteins.architectures": {"tiny": {"latent_dim": 8, "channels": [8, 8, 8], "degrees": [3, 2, 1],
+                                        "initial_channels": 8}},
+    "proteins.variants": {"hae_L3_z8": {"architecture": "tiny", "lmax": 3}},
+    "proteins.figures": {"umap_variant": "hae_L3_z8"},
 }
 
 
@@ -134,6 +144,13 @@ def test_tiny_run_tables(tiny_run):
     for fig in ("fig2_canonical_hae_z16_NR", "fig2_umap_hae_z16_NR", "fig2_prior_samples_hvae_z16_NR",
                 "fig2_interpolations_hvae_z16_NR", "fig3_overlays_hae_z16_NR"):
         assert (work / "results/figures" / f"{fig}.png").stat().st_size > 1000
+    s7 = read_csv(tables / "tableS7.csv")
+    assert [r["variant"] for r in s7] == ["hae_L3_z8"] and 0.0 <= float(s7[0]["cosine"]) <= 2.0
+    s2 = read_csv(tables / "tableS2.csv")
+    assert s2[0]["tensor_size"] == "616"            # 44x0e+40x1e+40x2e+36x3e at L = 3, n_max = 20
+    assert (work / "results/figures/fig4B_umap_hae_L3_z8.png").stat().st_size > 1000
+    skipped = (work / "results/proteins/data/L3/train.skipped.tsv").read_text().splitlines()
+    assert skipped[0].split("\t")[:2] == ["file", "chain"]
     assert (work / "results/logs/train/mnist/hae_z16_NR.log").exists()
     assert (work / "results/benchmarks/train/mnist/hae_z16_NR.tsv").exists()
 

@@ -1,7 +1,7 @@
 """Subcommands of the ``holovae`` CLI: one module each, with ``register(subparsers)``."""
 import importlib
 
-MODULES = ["prepare_mnist", "download", "train", "embed", "evaluate", "table", "figure"]
+MODULES = ["prepare_mnist", "download", "train", "embed", "evaluate", "table", "figure", "prepare_structures", "merge", "embed_structures"]
 
 
 def register_all(sub) -> None:

@@ -4,7 +4,8 @@ import shlex
 RESULTS = config["results"]
 MNIST = config["mnist"]
 MNIST_FILES = list(MNIST["download"]["files"])
-TABLES = MNIST["tables"]
+TABLES = MNIST["tables"] + (config["proteins"]["tables"] if config.get("proteins") else [])
+PROTEIN_TABLES = {"tableS2", "tableS7", "tableS9_proteins"}
 
 
 wildcard_constraints:
@@ -80,6 +81,11 @@ def mnist_figure_targets():
     return sorted(set(targets))
 
 
+def table_evals(wildcards):
+    """The evaluations a table is built from: the protein tables from the protein variants."""
+    return protein_evals() if wildcards.table in PROTEIN_TABLES else mnist_evals()
+
+
 def all_targets():
-    tables = expand(f"{RESULTS}/tables/{{table}}.{{ext}}", table=TABLES, ext=("csv", "md"))
-    return tables + mnist_figure_targets()
+    tables = expand(f"{RESULTS}/tables/{{table}}.{{ext}}", table=MNIST["tables"], ext=("csv", "md"))
+    return tables + mnist_figure_targets() + protein_targets()

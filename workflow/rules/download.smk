@@ -1,4 +1,9 @@
-# Raw data, checksum-verified. Only used when mnist.source is "download".
+# Raw data, checksum-verified. Only used when mnist.source is "download". Local rule: on a
+# cluster it runs where the workflow runs, since compute nodes often have no internet.
+
+
+localrules:
+    download_mnist,
 
 
 rule download_mnist:

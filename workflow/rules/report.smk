@@ -3,7 +3,7 @@
 
 rule table:
     input:
-        mnist_evals,
+        table_evals,
     output:
         csv=report(f"{RESULTS}/tables/{{table}}.csv", caption="../report/table.rst", category="Tables"),
         md=f"{RESULTS}/tables/{{table}}.md",

@@ -1,0 +1,223 @@
+# Protein neighbourhoods (Tables S2, S7, S9 protein rows; Figure 4B): structures, split by
+# structure, are prepared in shards (one job per shard, so thousands of structures spread over
+# cores or cluster nodes), merged per split, and every variant of config proteins.variants is
+# trained, embedded and evaluated.
+import random
+
+from holovae.data.embedded import embedded_structure_paths
+
+PROTEINS = config.get("proteins")
+STRUCTURE_SUFFIXES = (".cif", ".cif.gz", ".pdb", ".pdb.gz", ".ent", ".ent.gz", ".mmcif", ".mmcif.gz")
+
+
+def protein_structures():
+    """Structure files of the configured source, sorted; then the split by structure."""
+    if PROTEINS["source"] == "embedded":
+        files = [str(p) for p in embedded_structure_paths()]
+    else:
+        folder = Path(PROTEINS["directory"])
+        if not folder.is_dir():
+            raise ValueError(f"config proteins.directory: {folder} is not a directory")
+        files = sorted(str(p) for p in folder.iterdir() if p.name.lower().endswith(STRUCTURE_SUFFIXES))
+    if PROTEINS.get("max_structures"):
+        files = files[: PROTEINS["max_structures"]]
+    if len(files) < 3:
+        raise ValueError(f"proteins: need at least 3 structures (train/val/test), found {len(files)}")
+    return files
+
+
+def protein_split():
+    """{"train": [...], "val": [...], "test": [...]}: a seeded split by structure (never by residue,
+    so no neighbourhood of a test structure is seen in training)."""
+    files = protein_structures()
+    order = list(files)
+    random.Random(PROTEINS["seed"]).shuffle(order)
+    n_test = max(1, round(PROTEINS["test_fraction"] * len(order)))
+    n_val = max(1, round(PROTEINS["val_fraction"] * len(order)))
+    return {"test": sorted(order[:n_test]), "val": sorted(order[n_test:n_test + n_val]),
+            "train": sorted(order[n_test + n_val:])}
+
+
+PROTEIN_SPLIT = protein_split() if PROTEINS else {}
+
+
+def protein_shards(part):
+    files, size = PROTEIN_SPLIT[part], PROTEINS["shard_size"]
+    return [files[i:i + size] for i in range(0, len(files), size)]
+
+
+def protein_variant(variant):
+    try:
+        return PROTEINS["variants"][variant]
+    except KeyError:
+        raise ValueError(f"protein variant {variant!r} is not in config proteins.variants") from None
+
+
+def protein_run_settings(variant):
+    v = protein_variant(variant)
+    model = dict(PROTEINS["architectures"][v["architecture"]])
+    model.update(v.get("model", {}))
+    model["vae"] = v.get("vae", False)
+    train = dict(PROTEINS["train"])
+    train.update(v.get("train", {}))
+    return {"model": model, "train": train}
+
+
+def protein_data(wildcards, part=None):
+    L = protein_variant(wildcards.variant)["lmax"]
+    parts = [part] if part else ["train", "val", "test"]
+    return {p: f"{RESULTS}/proteins/data/L{L}/{p}.h5" for p in parts}
+
+
+def protein_evals(wildcards=None):
+    return expand(f"{RESULTS}/proteins/eval/{{variant}}.json", variant=PROTEINS["variants"]) if PROTEINS else []
+
+
+def protein_targets():
+    if not PROTEINS:
+        return []
+    targets = expand(f"{RESULTS}/tables/{{table}}.{{ext}}", table=PROTEINS["tables"], ext=("csv", "md"))
+    if PROTEINS.get("figures", {}).get("umap_variant"):
+        targets.append(f"{RESULTS}/figures/fig4B_umap_{PROTEINS['figures']['umap_variant']}.png")
+    return targets
+
+
+rule prepare_structures_shard:
+    input:
+        lambda wc: protein_shards(wc.part)[int(wc.shard)],
+    output:
+        h5=f"{RESULTS}/proteins/data/L{{lmax}}/{{part}}/shard{{shard}}.h5",
+        skipped=f"{RESULTS}/proteins/data/L{{lmax}}/{{part}}/shard{{shard}}.skipped.tsv",
+    wildcard_constraints:
+        lmax=r"\d+",
+        shard=r"\d+",
+    params:
+        t=lambda wc: PROTEINS["transform"],
+        elements=lambda wc: ",".join(PROTEINS["transform"]["elements"]),
+    log:
+        f"{RESULTS}/logs/prepare_structures/L{{lmax}}_{{part}}_shard{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_structures/L{{lmax}}_{{part}}_shard{{shard}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "holovae prepare-structures {input} --out {output.h5} --skipped {output.skipped}"
+        " --lmax {wildcards.lmax} --n-max {params.t[n_max]} --r-max {params.t[r_max]}"
+        " --elements {params.elements} --normalization {params.t[normalization]} --radial {params.t[radial]}"
+        " --secondary {params.t[secondary]} --threads {threads} --no-progress > {log} 2>&1"
+
+
+rule merge_structures:
+    input:
+        h5=lambda wc: [f"{RESULTS}/proteins/data/L{wc.lmax}/{wc.part}/shard{i}.h5" for i in range(len(protein_shards(wc.part)))],
+        skipped=lambda wc: [f"{RESULTS}/proteins/data/L{wc.lmax}/{wc.part}/shard{i}.skipped.tsv" for i in range(len(protein_shards(wc.part)))],
+    output:
+        h5=f"{RESULTS}/proteins/data/L{{lmax}}/{{part}}.h5",
+        skipped=f"{RESULTS}/proteins/data/L{{lmax}}/{{part}}.skipped.tsv",
+    wildcard_constraints:
+        lmax=r"\d+",
+    log:
+        f"{RESULTS}/logs/merge_structures/L{{lmax}}_{{part}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/merge_structures/L{{lmax}}_{{part}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    shell:
+        "holovae merge {input.h5} --out {output.h5} --skipped {input.skipped} --skipped-out {output.skipped} > {log} 2>&1"
+
+
+rule train_proteins:
+    input:
+        train=lambda wc: protein_data(wc, "train")["train"],
+        val=lambda wc: protein_data(wc, "val")["val"],
+    output:
+        model=f"{RESULTS}/proteins/models/{{variant}}/best.pt",
+        history=f"{RESULTS}/proteins/models/{{variant}}/history.json",
+    params:
+        settings=lambda wc: protein_run_settings(wc.variant),
+        set_args=lambda wc: as_set_args(protein_run_settings(wc.variant)),
+        out_dir=lambda wc, output: os.path.dirname(output.model),
+    log:
+        f"{RESULTS}/logs/train/proteins/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/proteins/{{variant}}.tsv"
+    threads: config["threads"]
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=1440,
+    shell:
+        "holovae train --train {input.train} --val {input.val} {params.set_args}"
+        " --set train.device={config[device]} --threads {threads} --out {params.out_dir} --no-progress > {log} 2>&1"
+
+
+rule embed_proteins:
+    input:
+        model=f"{RESULTS}/proteins/models/{{variant}}/best.pt",
+        data=lambda wc: list(protein_data(wc).values()),
+    output:
+        expand(f"{RESULTS}/proteins/embeddings/{{{{variant}}}}/{{part}}.h5", part=("train", "val", "test")),
+    log:
+        f"{RESULTS}/logs/embed/proteins/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/embed/proteins/{{variant}}.tsv"
+    threads: config["threads"]
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=60,
+    shell:
+        "OMP_NUM_THREADS={threads} holovae embed --model {input.model} --data {input.data} --out {output}"
+        " --device {config[device]} --no-progress > {log} 2>&1"
+
+
+rule evaluate_proteins:
+    input:
+        model=f"{RESULTS}/proteins/models/{{variant}}/best.pt",
+        history=f"{RESULTS}/proteins/models/{{variant}}/history.json",
+        embeddings=expand(f"{RESULTS}/proteins/embeddings/{{{{variant}}}}/{{part}}.h5", part=("train", "val", "test")),
+        test=lambda wc: protein_data(wc, "test")["test"],
+    output:
+        f"{RESULTS}/proteins/eval/{{variant}}.json",
+    params:
+        emb_dir=lambda wc, input: os.path.dirname(input.embeddings[0]),
+        ev=config["evaluate"],
+    log:
+        f"{RESULTS}/logs/evaluate/proteins/{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/proteins/{{variant}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    shell:
+        "holovae evaluate --model {input.model} --embeddings {params.emb_dir} --test-data {input.test}"
+        " --history {input.history} --meta variant={wildcards.variant} --meta 'dataset=Protein NBs'"
+        " --clusters 20 --equivariance-samples {params.ev[equivariance_samples]}"
+        " --seed {params.ev[seed]} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule figure_proteins_umap:
+    input:
+        model=f"{RESULTS}/proteins/models/{{variant}}/best.pt",
+        data=lambda wc: protein_data(wc, "test")["test"],
+        embeddings=f"{RESULTS}/proteins/embeddings/{{variant}}/test.h5",
+    output:
+        report(f"{RESULTS}/figures/fig4B_umap_{{variant}}.png", caption="../report/figure4.rst", category="Figures"),
+    params:
+        seed=config["evaluate"]["seed"],
+    log:
+        f"{RESULTS}/logs/figures/fig4B_umap_{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/fig4B_umap_{{variant}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    shell:
+        "holovae figure umap --model {input.model} --data {input.data} --embeddings {input.embeddings}"
+        " --color-by secondary_structure --seed {params.seed} --out {output} > {log} 2>&1"
