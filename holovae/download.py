@@ -35,6 +35,15 @@ class _Permanent(Exception):
     """A failure that retrying the same source cannot fix (404, missing file, wrong content)."""
 
 
+def sha256_file(path) -> str:
+    """sha256 of a file's bytes (provenance recorded with prepared datasets)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _hexdigests(path, want_decompressed: bool) -> dict[str, str]:
     """md5 and sha256 of the file, plus md5 of its gunzipped content when asked."""
     md5, sha = hashlib.md5(), hashlib.sha256()

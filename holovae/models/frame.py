@@ -1,4 +1,4 @@
-"""Orthonormal frames from two learned vectors, and their Wigner-D."""
+"""Orthonormal frames from two learned vectors, in Cartesian and e3nn l = 1 coordinates."""
 from __future__ import annotations
 
 import functools
@@ -41,9 +41,3 @@ def frame_to_matrix(frame: torch.Tensor) -> torch.Tensor:
     """Frame ``[B, 3, 3]`` (Cartesian rows) -> rotation ``Q`` mapping the canonical axes onto
     the frame (its columns are the frame vectors). Rotating the input by R gives ``R @ Q``."""
     return frame.transpose(-1, -2)
-
-
-def frame_wigner_D(irreps, frame: torch.Tensor) -> torch.Tensor:
-    """Block-diagonal Wigner-D ``[B, dim, dim]`` of ``frame_to_matrix(frame)``."""
-    from ..so3.rotations import irreps_D
-    return irreps_D(irreps, frame_to_matrix(frame))

@@ -1,7 +1,6 @@
 """Holographic-(V)AE: an SO(3)-equivariant (variational) autoencoder of steerable tensors."""
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
