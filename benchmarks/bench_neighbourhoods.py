@@ -146,7 +146,7 @@ def _record(out_dir, cfg, files, n, n_points, backend, parse_s, nb_s, zft_s, bas
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out-dir", default="results/benchmarks")
+    ap.add_argument("--out-dir", default="benchmarks/out")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     for rec in run(args.out_dir, args.device):
