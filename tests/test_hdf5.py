@@ -160,16 +160,18 @@ def test_concatenate_datasets_merges_rows_and_bookkeeping(tmp_path):
     from holovae.data.hdf5 import concatenate_datasets
     irreps = "2x0e+1x1e"
     a = write_dataset(tmp_path / "a.h5", np.ones((3, 5)), irreps, labels=[0, 1, 2], ids=["a0", "a1", "a2"],
-                      attrs={"lmax": 1, "source_sha256": {"x.cif": "1"}, "n_files": 1},
+                      attrs={"lmax": 1, "n_max": 20, "n_channels": 4, "source_sha256": {"x.cif": "1"}, "n_files": 1},
                       extra={"secondary_structure": np.array(["H", "E", "L"], dtype=object)})
     b = write_dataset(tmp_path / "b.h5", 2 * np.ones((2, 5)), irreps, labels=[3, 4], ids=["b0", "b1"],
-                      attrs={"lmax": 1, "source_sha256": {"y.cif": "2"}, "n_files": 2},
+                      attrs={"lmax": 1, "n_max": 20, "n_channels": 4, "source_sha256": {"y.cif": "2"}, "n_files": 2},
                       extra={"secondary_structure": np.array(["L", "L"], dtype=object)})
     out = read_dataset(concatenate_datasets([a, b], tmp_path / "ab.h5"))
     assert out.coefficients.shape == (5, 5) and out.coefficients[3:].eq(2).all()
     assert out.labels.tolist() == [0, 1, 2, 3, 4] and out.ids.tolist() == ["a0", "a1", "a2", "b0", "b1"]
     assert out.extra["secondary_structure"].tolist() == ["H", "E", "L", "L", "L"]
     assert out.attrs["source_sha256"] == {"x.cif": "1", "y.cif": "2"} and out.attrs["n_files"] == 3
+    # transform parameters are not counts: a merge of two shards keeps n_max = 20, not 40
+    assert out.attrs["n_max"] == 20 and out.attrs["n_channels"] == 4
 
 
 def test_concatenate_datasets_refuses_mismatches(tmp_path):

@@ -232,12 +232,18 @@ def read_dataset(path, expected_irreps=None) -> SteerableDataset:
                             attrs=attrs, extra=arrays, path=str(path))
 
 
+# Per-file counts of the preparation step, summed when shards are merged. Only these: other
+# "n_" attributes (n_max, n_channels) are transform parameters and must agree.
+SUMMED_COUNTS = ("n_files", "n_files_ok", "n_skipped_rows")
+
+
 def concatenate_datasets(paths, out, attrs: Mapping[str, Any] | None = None) -> Path:
     """Concatenate the rows of several files (e.g. the shards of one split) into ``out``.
 
     Every file must have the same irreps and the same datasets; the transform attributes are
     taken from the first file and must agree in every other one, except the per-source
-    bookkeeping (``source_sha256`` dicts are merged, counts ``n_*`` summed). ``attrs`` adds or
+    bookkeeping (``source_sha256`` dicts are merged, the counts of :data:`SUMMED_COUNTS` summed;
+    transform parameters such as ``n_max`` must agree like every other attribute). ``attrs`` adds or
     overrides attributes. Raises :class:`DatasetFormatError` naming the disagreeing file.
     """
     paths = [Path(p) for p in paths]
@@ -256,7 +262,7 @@ def concatenate_datasets(paths, out, attrs: Mapping[str, Any] | None = None) -> 
                 continue
             if key == "source_sha256" and isinstance(value, dict):
                 merged_attrs.setdefault(key, {}).update(value)
-            elif key.startswith("n_") and isinstance(value, int):
+            elif key in SUMMED_COUNTS and isinstance(value, int):
                 merged_attrs[key] = merged_attrs.get(key, 0) + value
             elif key.endswith("_used") and isinstance(value, dict):
                 used = merged_attrs.setdefault(key, {})
