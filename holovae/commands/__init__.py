@@ -1,7 +1,8 @@
 """Subcommands of the ``holovae`` CLI: one module each, with ``register(subparsers)``."""
 import importlib
 
-MODULES = ["prepare_mnist", "download", "train", "embed", "evaluate", "table", "figure", "prepare_structures", "merge", "embed_structures"]
+MODULES = ["prepare_mnist", "download", "train", "embed", "evaluate", "table", "figure", "prepare_structures",
+           "merge", "embed_structures", "download_structures"]
 
 
 def register_all(sub) -> None:
