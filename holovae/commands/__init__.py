@@ -2,7 +2,7 @@
 import importlib
 
 MODULES = ["prepare_mnist", "download", "train", "embed", "evaluate", "table", "figure", "prepare_structures",
-           "merge", "embed_structures", "download_structures"]
+           "merge", "embed_structures", "download_structures", "prepare_lba", "lba_split", "lba_regress"]
 
 
 def register_all(sub) -> None:
