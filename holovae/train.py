@@ -239,6 +239,9 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
                    else {"broadcast_buffers": False})
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
 
+    if cfg.epochs == 0 and main:
+        # the untrained model as "best": the n_train = 0 baseline of the paper's data ablation
+        save_model(model, out / "best.pt", {"epoch": 0, "val": evaluate(model, val_x, cfg, final_kl, device)})
     for epoch in range(start_epoch, cfg.epochs):
         lam_kl = kl_weight(epoch, final_kl, cfg.no_kl_epochs, cfg.warmup_kl_epochs) if model_config.vae else 0.0
         for g in opt.param_groups:

@@ -226,3 +226,21 @@ def test_figure_cli_color_by(monkeypatch, vae, digits, tmp_path, caplog):
     assert main(["figure", "umap", "--model", str(tmp_path / "best.pt"), "--data", str(tmp_path / "digits.h5"),
                  "--color-by", "parity", "--out", str(out)]) == 0
     assert _is_png(out)
+
+
+def test_lba_scatter_from_predictions_csv(tmp_path):
+    """Figure 4D: seeds averaged per complex; an unknown regressor is an error naming the file."""
+    from holovae.cli import main
+
+    rows = ["complex_id,fold,seed,regressor,measured,predicted"]
+    for i in range(12):
+        for seed in (0, 1):
+            rows.append(f"c{i},{i % 3},{seed},random_forest,{4 + i * 0.5},{4.2 + i * 0.45 + 0.1 * seed}")
+    csv_path = tmp_path / "pred.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "fig4D.png"
+    assert main(["figure", "lba-scatter", "--predictions", str(csv_path), "--out", str(out)]) == 0
+    assert out.stat().st_size > 5000
+    assert main(["figure", "lba-scatter", "--predictions", str(csv_path), "--regressor", "linear",
+                 "--out", str(tmp_path / "x.png")]) == 1
+    assert not (tmp_path / "x.png").exists()

@@ -304,3 +304,33 @@ def test_cli_protein_table(evals, tmp_path):
     assert "CASP12" in out.with_suffix(".md").read_text()
     # the MNIST tables skip the protein evals (which have no split) instead of failing
     assert main(["table", "table1_mnist", "--eval", *paths, "--out", str(tmp_path / "t1.csv")]) == 0
+
+
+def _lba_eval(variant, features, rmsd):
+    res = {reg: {"rmsd": rmsd + k, "rmsd_std": 0.1, "pearson": 0.5 - k, "pearson_std": 0.05,
+                 "spearman": 0.4, "spearman_std": 0.05, "kendall": 0.3, "kendall_std": 0.04}
+           for k, reg in enumerate(("random_forest", "linear", "mean"))}
+    res["random_forest"]["rf_params"] = [{"seed": s, "fold": 0, "params": {"n_estimators": 64 if s else 32}}
+                                         for s in range(3)]
+    return {"variant": variant, "dataset": "LBA", "features": features, "results": res, "n_complexes": 70,
+            "seeds": [0, 1, 2], "split_caption": "Split at 30% identity into 5 folds."}
+
+
+def test_lba_tables_have_our_rows_and_say_the_paper_values_are_missing():
+    from holovae.report.tables import build_table
+
+    evals = [_lba_eval("zernike_inv_other", "zernike_inv", 2.0), _lba_eval("hae", "hae", 1.5),
+             _lba_eval("zernike_inv", "zernike_inv", 1.8)]
+    t2 = build_table("table2_lba", evals)
+    assert [(r["features"], r["regressor"]) for r in t2.rows] == [
+        ("hae", "random forest"), ("hae", "linear"), ("hae", "mean of training affinities")]
+    assert t2.rows[0]["rmsd"] == 1.5 and t2.rows[0]["rf_params"].endswith("(2/3 fits)")
+    assert "did not survive transcription" in t2.footer and "30% identity" in t2.footer
+    assert "Every paper row" not in t2.footer
+    s10 = build_table("tableS10_lba", evals)
+    names = [(r["features"], r["regressor"]) for r in s10.rows]
+    # feature kinds in a fixed order, each with linear and forest; the mean predictor once
+    assert names == [("hae", "linear"), ("hae", "random forest"), ("(none)", "mean of training affinities"),
+                     ("zernike_inv", "linear"), ("zernike_inv", "random forest"),
+                     ("zernike_inv_other", "linear"), ("zernike_inv_other", "random forest")]
+    assert "other element" in s10.footer

@@ -1,8 +1,8 @@
 """Subcommands of the ``holovae`` CLI: one module each, with ``register(subparsers)``."""
 import importlib
 
-MODULES = ["prepare_mnist", "download", "train", "embed", "evaluate", "table", "figure", "prepare_structures",
-           "merge", "embed_structures", "download_structures", "prepare_lba", "lba_split", "lba_regress"]
+MODULES = ["prepare_mnist", "download", "train", "embed", "evaluate", "table", "figure", "prepare_structures", "merge", "embed_structures", "subset", "download_structures",
+           "prepare_lba", "lba_split", "lba_regress"]
 
 
 def register_all(sub) -> None:

@@ -19,7 +19,7 @@ def run(args) -> None:
     import torch
     from e3nn import o3
 
-    from ..data.featurize import featurize_structures
+    from ..data.featurize import CLOUD_KINDS, featurize_structures
     from ..data.hdf5 import write_dataset
     from ..embed import embed
     from ..train import load_model
@@ -28,15 +28,16 @@ def run(args) -> None:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = torch.load(args.model, map_location="cpu", weights_only=False)
     attrs = ckpt.get("data_attrs") if isinstance(ckpt, dict) else None
-    if not attrs or attrs.get("kind") != "protein_neighbourhoods":
-        raise ValueError(f"{args.model}: not a protein-neighbourhood model (no transform parameters stored; "
-                         "train it with `holovae train` on `holovae prepare-structures` data)")
+    kinds = {v: k for k, v in CLOUD_KINDS.items()}
+    if not attrs or attrs.get("kind") not in kinds:
+        raise ValueError(f"{args.model}: not a protein-neighbourhood or amino-acid model (no transform parameters "
+                         "stored; train it with `holovae train` on `holovae prepare-structures` data)")
     model = load_model(args.model, device)
     f = featurize_structures(args.structures, lmax=attrs["lmax"], n_max=attrs["n_max"], r_max=attrs["r_max"],
                              elements=attrs["elements"], other_channel=attrs["other_channel"],
                              normalization=attrs["normalization"], radial=attrs["radial"],
                              secondary=args.secondary, keep_hetero=attrs.get("keep_hetero", True),
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, clouds=kinds[attrs["kind"]])
     if f.irreps.simplify() != o3.Irreps(model.config.irreps_in).simplify():
         raise ValueError(f"{args.model}: model irreps {model.config.irreps_in} differ from the transform's {f.irreps}")
     if len(f.ids) == 0:

@@ -40,16 +40,18 @@ def _history_stats(path) -> dict:
         history = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: cannot read the training history ({exc})") from None
-    if not isinstance(history, list) or not history or not all(isinstance(r, dict) and "seconds" in r for r in history):
-        raise ValueError(f"{path}: expected a non-empty JSON list of epoch records with 'seconds'")
+    if not isinstance(history, list) or not all(isinstance(r, dict) and "seconds" in r for r in history):
+        raise ValueError(f"{path}: expected a JSON list of epoch records with 'seconds'")
+    if not history:   # an untrained model (train.epochs = 0)
+        return {"seconds_per_epoch": None, "epochs": 0}
     return {"seconds_per_epoch": float(statistics.median(r["seconds"] for r in history)), "epochs": len(history)}
 
 
-def _read_embeddings(directory: Path, irreps) -> dict:
+def _read_embeddings(directory: Path, irreps, splits=SPLITS) -> dict:
     from ..data.hdf5 import read_dataset
 
     out = {}
-    for split in SPLITS:
+    for split in splits:
         path = directory / f"{split}.h5"
         ds = read_dataset(path, expected_irreps=irreps)
         if ds.labels is None:
@@ -74,14 +76,18 @@ def _write_json_atomic(obj: dict, path: Path) -> None:
 
 
 def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivariance_samples: int = 1000,
-                   n_clusters: int = 10, seed: int = 0, device: str = "cpu") -> dict:
-    """All metrics of one model (the keys of the output JSON, without the --meta pairs)."""
+                   n_clusters: int = 10, seed: int = 0, device: str = "cpu", cv_folds: int = 0) -> dict:
+    """All metrics of one model (the keys of the output JSON, without the --meta pairs).
+
+    ``cv_folds > 0``: the classifiers are fitted by stratified cross-validation on the test
+    embeddings alone (the amino-acid protocol); only ``test.h5`` is read from ``embeddings_dir``
+    and ``n_train`` is left to the caller's metadata."""
     import numpy as np
     import torch
     from e3nn import o3
 
     from ..data.hdf5 import read_dataset
-    from ..evaluate import (equivariance_error, kmeans_purity_vmeasure, knn_accuracy,
+    from ..evaluate import (cross_validated_accuracies, equivariance_error, kmeans_purity_vmeasure, knn_accuracy,
                             latent_invariance_error, linear_classifier_accuracy)
     from ..losses import cosine_loss, weighted_cosine_loss
     from ..train import load_model
@@ -89,7 +95,7 @@ def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivari
     model = load_model(model_path, device)
     cfg = model.config
     irreps = o3.Irreps(cfg.irreps_in)
-    emb = _read_embeddings(Path(embeddings_dir), irreps)
+    emb = _read_embeddings(Path(embeddings_dir), irreps, ("test",) if cv_folds else SPLITS)
     test = read_dataset(test_data, expected_irreps=irreps)
     rec = emb["test"]
     if len(test) != len(rec):
@@ -99,7 +105,9 @@ def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivari
 
     res = {"model": "H-VAE" if cfg.vae else "H-AE", "z": cfg.latent_dim, "decoder": cfg.decoder, "tp": cfg.tp,
            "channels": list(cfg.channels), "degrees": list(cfg.degrees), "params": model.n_parameters(),
-           "lmax": irreps.lmax, "data_dim": irreps.dim, "initial_channels": cfg.initial_channels, "n_train": len(emb["train"]), "n_test": len(rec)}
+           "lmax": irreps.lmax, "data_dim": irreps.dim, "initial_channels": cfg.initial_channels, "n_test": len(rec)}
+    if not cv_folds:
+        res["n_train"] = len(emb["train"])
     res.update(_history_stats(history) if history else {"seconds_per_epoch": None, "epochs": None})
 
     log.info("reconstruction metrics on %d test samples", len(rec))
@@ -108,14 +116,20 @@ def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivari
     res["cosine"] = float(cosine_loss(x_rec, x).mean())
     res["cosine_weighted"] = float(weighted_cosine_loss(x_rec, x, irreps).mean())
 
-    z = {s: emb[s].extra["z"] for s in SPLITS}
-    y = {s: emb[s].labels for s in SPLITS}
+    z = {s: e.extra["z"] for s, e in emb.items()}
+    y = {s: e.labels for s, e in emb.items()}
     log.info("K-means (%d clusters) on the test latents", n_clusters)
     res["purity"], res["v_measure"] = kmeans_purity_vmeasure(z["test"], y["test"], n_clusters=n_clusters, seed=seed)
-    log.info("linear classifier and KNN on z (train %d, val %d, test %d)", len(y["train"]), len(y["val"]), len(y["test"]))
-    res["lc_acc"] = linear_classifier_accuracy(z["train"], y["train"], z["val"], y["val"], z["test"], y["test"], seed=seed,
-                                                   early_stop=False)  # the paper: all 250 epochs
-    res["knn_acc"] = knn_accuracy(z["train"], y["train"], z["test"], y["test"])
+    if cv_folds:
+        log.info("linear classifier and KNN on z: %d-fold cross-validation on %d test samples", cv_folds, len(y["test"]))
+        res.update(cross_validated_accuracies(z["test"], y["test"], folds=cv_folds, seed=seed))
+        res["classifier_protocol"] = f"{cv_folds}-fold CV on test"
+    else:
+        log.info("linear classifier and KNN on z (train %d, val %d, test %d)", len(y["train"]), len(y["val"]), len(y["test"]))
+        res["lc_acc"] = linear_classifier_accuracy(z["train"], y["train"], z["val"], y["val"], z["test"], y["test"],
+                                                   seed=seed, early_stop=False)  # the paper: all 250 epochs
+        res["knn_acc"] = knn_accuracy(z["train"], y["train"], z["test"], y["test"])
+        res["classifier_protocol"] = "train/val/test"
 
     n_eq = min(equivariance_samples, len(test))
     idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:n_eq]
@@ -137,7 +151,7 @@ def run(args) -> None:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     metrics = evaluate_model(args.model, args.embeddings, args.test_data, args.history,
                              equivariance_samples=args.equivariance_samples, n_clusters=args.clusters,
-                             seed=args.seed, device=device)
+                             seed=args.seed, device=device, cv_folds=args.cv_folds)
     clash = sorted(set(meta) & set(metrics))
     if clash:
         raise ValueError(f"--meta keys {clash} collide with metric names")
@@ -155,6 +169,9 @@ def register(sub) -> None:
                    help="copied into the output (value parsed as YAML), e.g. --meta split=NR/R (repeatable)")
     e.add_argument("--equivariance-samples", type=int, default=1000)
     e.add_argument("--clusters", type=int, default=10, help="K-means centroids")
+    e.add_argument("--cv-folds", type=int, default=0,
+                   help="fit the classifiers by K-fold cross-validation on the test embeddings (only test.h5 "
+                        "needed; the amino-acid protocol: 5); 0: train on train.h5, select on val.h5, test on test.h5")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=None)

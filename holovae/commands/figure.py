@@ -13,6 +13,7 @@ NEEDS = {
     "prior-samples": ("model",),
     "interpolations": ("model", "data"),
     "overlays": ("model", "data"),
+    "lba-scatter": ("predictions",),
 }
 
 
@@ -22,7 +23,7 @@ def _check_inputs(args) -> None:
         if need == "z":
             if not args.embeddings and not (args.model and args.data):
                 missing.append("--embeddings (or both --model and --data)")
-        elif not getattr(args, need):
+        elif not getattr(args, need, None):
             missing.append(f"--{need}")
     if missing:
         raise ValueError(f"figure {args.kind} needs {' and '.join(missing)}")
@@ -78,12 +79,38 @@ def _colours(args, source, data, n: int):
     return values, name, None
 
 
+def _lba_scatter(args) -> None:
+    """Figure 4D from `holovae lba-regress --predictions`: one regressor's test predictions,
+    averaged over seeds per complex."""
+    import csv
+
+    import numpy as np
+
+    from ..report import figures
+
+    with open(args.predictions, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("regressor") == args.regressor]
+    if not rows:
+        raise ValueError(f"{args.predictions}: no predictions of regressor {args.regressor!r}")
+    by_complex: dict = {}
+    for r in rows:
+        by_complex.setdefault(r["complex_id"], (float(r["measured"]), []))[1].append(float(r["predicted"]))
+    measured = np.array([m for m, _ in by_complex.values()])
+    predicted = np.array([np.mean(p) for _, p in by_complex.values()])
+    seeds = len({r["seed"] for r in rows})
+    figures.fig_lba_scatter(measured, predicted, args.out, seed_count=seeds,
+                            title=args.title or f"{args.regressor.replace('_', ' ')} on test complexes")
+
+
 def run(args) -> None:
     from ..data.hdf5 import read_dataset
     from ..report import figures
     from ..train import load_model
 
     _check_inputs(args)
+    if args.kind == "lba-scatter":
+        _lba_scatter(args)
+        return
     model = load_model(args.model) if args.model else None
     data = read_dataset(args.data, expected_irreps=model.config.irreps_in if model else None) if args.data else None
     if args.kind == "canonical":
@@ -111,4 +138,7 @@ def register(sub) -> None:
     f.add_argument("--color-by", default=None, metavar="NAME",
                    help="umap only: colour by this extra dataset of --data (or of --embeddings), e.g. "
                         "secondary_structure for protein neighbourhoods (Figure 4B); default: the labels")
+    f.add_argument("--predictions", help="lba-scatter: predictions CSV of `holovae lba-regress`")
+    f.add_argument("--regressor", default="random_forest", help="lba-scatter: whose predictions to draw")
+    f.add_argument("--title", default=None, help="lba-scatter: figure title")
     f.set_defaults(func=run)

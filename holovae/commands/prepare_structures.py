@@ -1,4 +1,5 @@
-"""`holovae prepare-structures`: PDB/mmCIF files -> residue neighbourhoods -> ZFT -> one HDF5 shard.
+"""`holovae prepare-structures`: PDB/mmCIF files -> residue neighbourhoods (or, with ``--clouds
+residue``, each residue's own atoms) -> ZFT -> one HDF5 shard.
 
 The work is :func:`holovae.data.featurize.featurize_structures`. A bad file is logged and
 listed in ``--skipped`` (TSV: file, chain, resnum, reason); so are residues without a full
@@ -61,7 +62,7 @@ def run(args) -> None:
                              other_channel=args.other_channel,
                              normalization=None if args.normalization == "none" else args.normalization,
                              radial=args.radial, secondary=args.secondary, keep_hetero=not args.drop_hetero,
-                             chunk=args.chunk, progress=not args.no_progress)
+                             chunk=args.chunk, progress=not args.no_progress, clouds=args.clouds)
     write_dataset(args.out, f.coefficients, f.irreps, labels=f.labels, ids=f.ids, attrs=f.attrs,
                   extra={"secondary_structure": np.asarray(f.secondary, dtype=object),
                          "residue_name": np.asarray(f.resnames, dtype=object)})
@@ -86,6 +87,9 @@ def register(sub) -> None:
     p.add_argument("--n-max", type=int, default=20)
     p.add_argument("--r-max", type=float, default=10.0, help="neighbourhood radius and ZFT r_max (Å)")
     p.add_argument("--elements", default="C,N,O,S", help="comma-separated channel elements")
+    p.add_argument("--clouds", default="neighbourhood", choices=["neighbourhood", "residue"],
+                   help="'neighbourhood': all atoms within r_max of each Cα; 'residue': the residue's own "
+                        "atoms only (amino-acid conformations)")
     p.add_argument("--other-channel", action="store_true", help="one extra channel for all other elements")
     p.add_argument("--normalization", default="none", choices=["none", "square"],
                    help="'square': the authors' per-atom normalisation")

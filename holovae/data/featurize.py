@@ -43,10 +43,16 @@ class Featurized:
     timings: dict = field(default_factory=dict)
 
 
+CLOUD_KINDS = {"neighbourhood": "protein_neighbourhoods", "residue": "amino_acid_conformations"}
+
+
 def transform_attrs(lmax: int, n_max: int, r_max: float, elements: Sequence[str], other_channel: bool,
-                    normalization: Optional[str], radial: str, keep_hetero: bool) -> dict:
+                    normalization: Optional[str], radial: str, keep_hetero: bool,
+                    clouds: str = "neighbourhood") -> dict:
     """The parameters that define the data (stored with it, and with models trained on it)."""
-    return dict(kind="protein_neighbourhoods", lmax=lmax, n_max=n_max, r_max=r_max, elements=list(elements),
+    if clouds not in CLOUD_KINDS:
+        raise ValueError(f"clouds must be one of {sorted(CLOUD_KINDS)}, got {clouds!r}")
+    return dict(kind=CLOUD_KINDS[clouds], lmax=lmax, n_max=n_max, r_max=r_max, elements=list(elements),
                 other_channel=bool(other_channel), n_channels=len(elements) + bool(other_channel),
                 normalization=normalization, radial=radial, keep_hetero=keep_hetero, centre="CA",
                 central_ca_dropped=True, label_names=list(AMINO_ACIDS))
@@ -56,18 +62,23 @@ def featurize_structures(files, *, lmax: int, n_max: int = 20, r_max: float = 10
                          elements: Sequence[str] = ("C", "N", "O", "S"), other_channel: bool = False,
                          normalization: Optional[str] = None, radial: str = "orthonormal",
                          secondary: str = "auto", keep_hetero: bool = True, chunk: int = 4096,
-                         progress: bool = False) -> Featurized:
-    """Neighbourhood coefficients of every standard residue of ``files`` (see module docstring)."""
+                         progress: bool = False, clouds: str = "neighbourhood") -> Featurized:
+    """Neighbourhood coefficients of every standard residue of ``files`` (see module docstring).
+
+    ``clouds="residue"`` gives the amino-acid-conformation data instead: each residue's own
+    atoms only (:func:`holovae.data.neighbourhoods.residue_clouds`), ``r_max`` then only sets
+    the radius of the Zernike basis."""
     import torch
     from tqdm import tqdm
 
     from ..transforms.zernike import zernike_irreps, zernike_transform
-    from .neighbourhoods import neighbourhoods, residue_ids
+    from .neighbourhoods import neighbourhoods, residue_clouds, residue_ids
     from .secondary import secondary_structure
     from .structures import parse_structure
 
     elements = [e.strip().upper() for e in elements]
-    attrs = transform_attrs(lmax, n_max, r_max, elements, other_channel, normalization, radial, keep_hetero)
+    cloud_kind = clouds
+    attrs = transform_attrs(lmax, n_max, r_max, elements, other_channel, normalization, radial, keep_hetero, clouds)
     kw = dict(n_channels=attrs["n_channels"], lmax=lmax, n_max=n_max, r_max=r_max,
               normalization=normalization, radial=radial)
     irreps = zernike_irreps(attrs["n_channels"], lmax, n_max)
@@ -105,7 +116,10 @@ def featurize_structures(files, *, lmax: int, n_max: int = 20, r_max: float = 10
             t0 = time.perf_counter()
             s = parse_structure(path, keep_hetero=keep_hetero)
             t["parse_s"] += time.perf_counter() - t0
-            clouds = neighbourhoods(s, r_max=r_max, elements=elements, other_channel=other_channel)
+            if cloud_kind == "residue":
+                clouds = residue_clouds(s, elements=elements, other_channel=other_channel)
+            else:
+                clouds = neighbourhoods(s, r_max=r_max, elements=elements, other_channel=other_channel)
             for r, reason in clouds.skipped:
                 skipped.append((path, s.chain[r], f"{s.resnum[r]}{s.icode[r]}", reason))
             if secondary == "none":

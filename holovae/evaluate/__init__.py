@@ -1,9 +1,9 @@
 """Evaluation of trained H-(V)AEs: latent-space metrics and equivariance errors."""
 from .equivariance import equivariance_error, latent_invariance_error
-from .latent import (LinearClassifierResult, fit_linear_classifier, kmeans_purity_vmeasure,
+from .latent import (LinearClassifierResult, cross_validated_accuracies, fit_linear_classifier, kmeans_purity_vmeasure,
                      knn_accuracy, linear_classifier_accuracy, purity)
 
 __all__ = [
-    "LinearClassifierResult", "equivariance_error", "fit_linear_classifier", "kmeans_purity_vmeasure",
+    "LinearClassifierResult", "cross_validated_accuracies", "equivariance_error", "fit_linear_classifier", "kmeans_purity_vmeasure",
     "knn_accuracy", "latent_invariance_error", "linear_classifier_accuracy", "purity",
 ]

@@ -15,7 +15,7 @@ ALLOWED = {
 
 # Datasets whose evals have no train/test rotation "split" (``holovae evaluate --meta`` gives
 # none): protein neighbourhoods are used as they come, in their native orientation.
-NO_SPLIT_DATASETS = {"protein nbs"}
+NO_SPLIT_DATASETS = {"protein nbs", "amino acids", "lba"}
 
 
 def dataset_key(ev) -> str:
@@ -26,6 +26,16 @@ def dataset_key(ev) -> str:
 def has_split(ev) -> bool:
     """Whether evals of ``ev``'s dataset carry a ``split`` (MNIST and Shrec17 do, proteins do not)."""
     return dataset_key(ev) not in NO_SPLIT_DATASETS
+
+
+def is_amino_acid(ev) -> bool:
+    """An eval of an amino-acid-conformation model (dataset "Amino acids")."""
+    return dataset_key(ev) == "amino acids"
+
+
+def is_lba(ev) -> bool:
+    """An eval of the ligand-binding-affinity regression (``holovae lba-regress``, dataset "LBA")."""
+    return dataset_key(ev) == "lba"
 
 
 def is_protein(ev) -> bool:

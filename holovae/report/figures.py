@@ -281,7 +281,10 @@ def fig_canonical(model, coeffs, labels, out, n: int = 10, size: int = 48) -> Pa
 
 
 def _embed_2d(z: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
-    """``z [N, d]`` -> 2-D coordinates ``[N, 2]`` and the method's name (UMAP, else PCA)."""
+    """``z [N, d]`` -> 2-D coordinates ``[N, 2]`` and the method's name (UMAP, else PCA); a 2-D
+    latent space (the amino-acid models) is shown as it is."""
+    if z.shape[1] == 2:
+        return z, "Scatter"
     try:
         import umap
     except ImportError as exc:
@@ -407,3 +410,30 @@ def fig_overlays(model, coeffs, labels, out, per_class: int = 50, size: int = 48
     grid_titles = [titles[i:i + n_cols] for i in range(0, len(classes), n_cols)]
     return _image_grid(grid, out, f"Mean of up to {per_class} canonical-frame reconstructions per class\n"
                                   f"({caption})", titles=grid_titles)
+
+
+def fig_lba_scatter(measured, predicted, out, title: str = "", seed_count: int = 1) -> Path:
+    """Figure 4D: predicted vs measured -log Kd/Ki of the test complexes (``measured [N]``,
+    ``predicted [N]``, pooled over folds; several seeds are averaged per complex by the caller),
+    with the identity line, Pearson r and the RMSD in the corner."""
+    from ..evaluate.regression import regression_metrics
+
+    measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
+    if measured.shape != predicted.shape or measured.ndim != 1 or len(measured) < 2:
+        raise ValueError(f"need two equal 1-D arrays of >= 2 values, got {measured.shape} and {predicted.shape}")
+    m = regression_metrics(measured, predicted)
+    fig = _new_figure(4.6, 4.4)
+    ax = fig.subplots()
+    lo = float(min(measured.min(), predicted.min())) - 0.5
+    hi = float(max(measured.max(), predicted.max())) + 0.5
+    ax.plot([lo, hi], [lo, hi], color="0.6", linewidth=1, zorder=0)
+    ax.scatter(measured, predicted, s=14, color="tab:blue", alpha=0.8, linewidths=0)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_xlabel("measured -log Kd/Ki")
+    ax.set_ylabel("predicted -log Kd/Ki" + (f" (mean of {seed_count} seeds)" if seed_count > 1 else ""))
+    ax.text(0.03, 0.97, f"n = {len(measured)}\nPearson r = {m['pearson']:.3f}\nRMSD = {m['rmsd']:.3f}",
+            transform=ax.transAxes, va="top", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    return save_figure(fig, out)
