@@ -8,9 +8,10 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
-# `proteins: null` (config/paper.yaml) removes the section config/config.yaml brings
-if config.get("proteins", False) is None:
-    del config["proteins"]
+# `proteins: null` (config/paper.yaml) removes a section config/config.yaml brings
+for section in ("proteins", "aminoacids", "lba"):
+    if section in config and config[section] is None:
+        del config[section]
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -20,7 +21,10 @@ include: "workflow/rules/transform.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/proteinnet.smk"
 include: "workflow/rules/proteins.smk"
+include: "workflow/rules/aminoacids.smk"
+include: "workflow/rules/lba.smk"
 include: "workflow/rules/report.smk"
 
 

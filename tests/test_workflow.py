@@ -56,9 +56,14 @@ def write_config(path: Path, base: str = "config/config.yaml", **changes) -> Pat
 def test_dry_run_default(tmp_path):
     out = snakemake(tmp_path, "-n", "all", "--cores", "2", "--configfile", str(REPO / "config/config.yaml")).stdout
     counts = job_counts(out)
-    assert counts["train_mnist"] == 4 and counts["table"] == 5 + 3 and counts["prepare_mnist"] == 2
+    assert counts["train_mnist"] == 4 and counts["prepare_mnist"] == 2
     assert counts["train_proteins"] == 1 and counts["merge_structures"] == 3     # train, val, test
-    assert "download_mnist" not in counts          # the default is offline
+    assert counts["table"] == 5 + 3 + 3 + 2                          # MNIST, proteins, amino acids, LBA
+    # LBA: H-AE, Zernike invariants and the "other element" variant on one split
+    assert counts["lba_regress"] == 3 and counts["lba_split"] == 1 and counts["prepare_lba"] == 2
+    # amino acids: the untrained model, H-AE and H-VAE at 400 residues; one test set, one val set
+    assert counts["train_aminoacids"] == 3 and counts["subset_residues_eval"] == 2
+    assert "download_mnist" not in counts and "proteinnet_structures" not in counts   # the default is offline
 
 
 def test_dry_run_paper_resolves_every_mnist_variant(tmp_path):
@@ -67,8 +72,14 @@ def test_dry_run_paper_resolves_every_mnist_variant(tmp_path):
     # {H-AE, H-VAE} x z {16, 120} x {NR, R} + 2 unconstrained decoders + 2 Full-TP models
     assert counts["train_mnist"] == 12
     assert counts["download_mnist"] == 4
-    assert counts["embed_mnist"] == 12 and counts["evaluate_mnist"] == 12 and counts["table"] == 5
-    assert "train_proteins" not in counts           # proteins: null (ProteinNet download not implemented)
+    assert counts["embed_mnist"] == 12 and counts["evaluate_mnist"] == 12 and counts["table"] == 5 + 3 + 3 + 2
+    # ATOM3D LBA: downloaded and extracted, its own split
+    assert counts["download_atom3d_lba"] == 1 and counts["prepare_lba_atom3d"] == 2
+    # ProteinNet first: the protein jobs are known once its checkpoint has run
+    assert counts["download_proteinnet_archive"] == 1 and counts["proteinnet_structures"] == 1
+    assert counts["train_proteins"] == 12                # Table S2: L {3, 4, 6, 8} x z {64, 128, 256}
+    # Table S5: 3 models x 6 sizes, Table S6: 3 more betas at 20,000; 3 repeats each
+    assert counts["train_aminoacids"] == (3 * 6 + 3) * 3
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -107,6 +118,18 @@ TINY = {
                                         "initial_channels": 8}},
     "proteins.variants": {"hae_L3_z8": {"architecture": "tiny", "lmax": 3}},
     "proteins.figures": {"umap_variant": "hae_L3_z8"},
+    "aminoacids.max_structures": 3,
+    "aminoacids.n_val": 60,
+    "aminoacids.n_test": 150,
+    "aminoacids.cv_folds": 3,
+    "aminoacids.train": {"epochs": 1, "lr": 0.001, "lambda_x": 1000, "no_kl_epochs": 1, "warmup_kl_epochs": 0},
+    "aminoacids.architecture": {"latent_dim": 2, "channels": [8, 8, 8], "degrees": [4, 2, 1], "initial_channels": 8},
+    "aminoacids.size_ablation": {"models": ["hae"], "sizes": [{"n": 0, "batch_size": 10}, {"n": 40, "batch_size": 10}]},
+    "aminoacids.beta_ablation": {"models": ["hae", "hvae_b0.1"], "n_train": 40, "batch_size": 10},
+    "aminoacids.figures": {"latent_run": "hae_n40_r0"},
+    "lba.protein_variant": "hae_L3_z8",
+    "lba.seeds": [0, 1],
+    "lba.split": {"method": "auto", "min_identity": 0.3, "folds": 3, "seed": 0, "val_fraction": 0.15},
 }
 
 
@@ -151,6 +174,25 @@ def test_tiny_run_tables(tiny_run):
     assert (work / "results/figures/fig4B_umap_hae_L3_z8.png").stat().st_size > 1000
     skipped = (work / "results/proteins/data/L3/train.skipped.tsv").read_text().splitlines()
     assert skipped[0].split("\t")[:2] == ["file", "chain"]
+    s5 = read_csv(tables / "tableS5.csv")
+    assert [(r["model"], r["n_train"]) for r in s5] == [("H-AE", "0"), ("H-AE", "40")]
+    assert s5[1]["knn_acc_paper"] == "" and s5[0]["knn_acc_paper"] == "0.629"   # the paper has n = 0, not 40
+    for row in s5:
+        assert 0.0 <= float(row["lc_acc"]) <= 1.0 and 0.0 <= float(row["knn_acc"]) <= 1.0
+    s6 = read_csv(tables / "tableS6.csv")
+    assert [(r["model"], float(r["beta"])) for r in s6] == [("H-AE", 0.0), ("H-VAE", 0.1)]
+    assert s6[1]["cosine_paper"] == "0.047"
+    ev = json.loads((work / "results/aminoacids/eval/hae_n0_r0.json").read_text())
+    assert ev["epochs"] == 0 and ev["classifier_protocol"] == "3-fold CV on test" and ev["z"] == 2
+    assert all(float(r["equiv_relative_error_max"]) < 1e-3 for r in read_csv(tables / "tableS9_aminoacids.csv"))
+    assert (work / "results/figures/fig4A_latent_hae_n40_r0.png").stat().st_size > 1000
+    t2 = read_csv(tables / "table2_lba.csv")
+    assert [r["regressor"] for r in t2] == ["random forest", "linear", "mean of training affinities"]
+    assert all(r["n_complexes"] == "16" and r["seeds"] == "2" for r in t2)
+    s10 = read_csv(tables / "tableS10_lba.csv")
+    assert {r["features"] for r in s10} == {"hae", "zernike_inv", "zernike_inv_other", "(none)"}
+    assert "30% protein sequence identity" in (tables / "table2_lba.md").read_text()
+    assert (work / "results/figures/fig4D_lba_hae.png").stat().st_size > 1000
     assert (work / "results/logs/train/mnist/hae_z16_NR.log").exists()
     assert (work / "results/benchmarks/train/mnist/hae_z16_NR.tsv").exists()
 

@@ -61,7 +61,10 @@ def _colours(args, source, data, n: int):
     files = [d for d in (data, source) if d is not None]
     if name is None:
         names = next((d.attrs["label_names"] for d in files if d.attrs.get("label_names")), None)
-        return source.labels, ("digit" if names is None else "label"), names
+        from ..data.featurize import AMINO_ACIDS
+
+        title = "digit" if names is None else ("residue type" if list(names) == list(AMINO_ACIDS) else "label")
+        return source.labels, title, names
     holder = next((d for d in files if name in d.extra), None)
     if holder is None:
         have = sorted({k for d in files for k in d.extra})

@@ -12,3 +12,12 @@ def embedded_structure_paths() -> list[Path]:
     if not paths:
         raise FileNotFoundError(f"{folder}: no embedded structures (is the package installed with its data?)")
     return paths
+
+
+def embedded_lba_directory() -> Path:
+    """``holovae/data/embedded/lba``: 16 protein–ligand complexes in PDBbind layout
+    (``<id>/<id>_protein.pdb[.gz]``, ``<id>_ligand.sdf``/``.mol2``) and ``affinities.csv``."""
+    folder = Path(str(resources.files("holovae") / "data" / "embedded" / "lba"))
+    if not (folder / "affinities.csv").is_file():
+        raise FileNotFoundError(f"{folder}: no embedded LBA complexes (is the package installed with its data?)")
+    return folder

@@ -284,7 +284,7 @@ def _embed_2d(z: np.ndarray, seed: int) -> tuple[np.ndarray, str]:
     """``z [N, d]`` -> 2-D coordinates ``[N, 2]`` and the method's name (UMAP, else PCA); a 2-D
     latent space (the amino-acid models) is shown as it is."""
     if z.shape[1] == 2:
-        return z, "Scatter"
+        return z, "The 2-D latent space"
     try:
         import umap
     except ImportError as exc:
@@ -341,7 +341,10 @@ def fig_umap(z, labels, out, seed: int = 0, color_title: str = "digit", label_na
     ax.set_xticks([])
     ax.set_yticks([])
     what = "digits" if color_title == "digit" else f"samples, coloured by {color_title}"
-    ax.set_title(f"{method} of the latent codes z ({z.shape[1]}-D, {len(z)} {what})", fontsize=10)
+    if z.shape[1] == 2:
+        ax.set_title(f"{method} z ({len(z)} {what})", fontsize=10)
+    else:
+        ax.set_title(f"{method} of the latent codes z ({z.shape[1]}-D, {len(z)} {what})", fontsize=10)
     return save_figure(fig, out)
 
 

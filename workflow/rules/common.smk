@@ -4,8 +4,12 @@ import shlex
 RESULTS = config["results"]
 MNIST = config["mnist"]
 MNIST_FILES = list(MNIST["download"]["files"])
-TABLES = MNIST["tables"] + (config["proteins"]["tables"] if config.get("proteins") else [])
+TABLES = (MNIST["tables"] + (config["proteins"]["tables"] if config.get("proteins") else [])
+          + (config["aminoacids"]["tables"] if config.get("aminoacids") else [])
+          + (config["lba"]["tables"] if config.get("lba") else []))
 PROTEIN_TABLES = {"tableS2", "tableS7", "tableS9_proteins"}
+AMINO_TABLES = {"tableS5", "tableS6", "tableS9_aminoacids"}
+LBA_TABLES = {"table2_lba", "tableS10_lba"}
 
 
 wildcard_constraints:
@@ -82,10 +86,16 @@ def mnist_figure_targets():
 
 
 def table_evals(wildcards):
-    """The evaluations a table is built from: the protein tables from the protein variants."""
-    return protein_evals() if wildcards.table in PROTEIN_TABLES else mnist_evals()
+    """The evaluations a table is built from: each dataset's tables from its own runs."""
+    if wildcards.table in PROTEIN_TABLES:
+        return protein_evals()
+    if wildcards.table in AMINO_TABLES:
+        return amino_evals_for(wildcards.table)
+    if wildcards.table in LBA_TABLES:
+        return lba_evals()
+    return mnist_evals()
 
 
 def all_targets():
     tables = expand(f"{RESULTS}/tables/{{table}}.{{ext}}", table=MNIST["tables"], ext=("csv", "md"))
-    return tables + mnist_figure_targets() + protein_targets()
+    return tables + mnist_figure_targets() + protein_targets() + amino_targets() + lba_targets()

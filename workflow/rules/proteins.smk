@@ -10,40 +10,58 @@ PROTEINS = config.get("proteins")
 STRUCTURE_SUFFIXES = (".cif", ".cif.gz", ".pdb", ".pdb.gz", ".ent", ".ent.gz", ".mmcif", ".mmcif.gz")
 
 
-def protein_structures():
-    """Structure files of the configured source, sorted; then the split by structure."""
-    if PROTEINS["source"] == "embedded":
+def structure_files(section, name):
+    """Structure files of a config section's source (embedded or a folder), sorted."""
+    if section["source"] == "proteinnet":
+        raise ValueError(f"{name}: the ProteinNet files are known only after the download (split_of)")
+    if section["source"] == "embedded":
         files = [str(p) for p in embedded_structure_paths()]
     else:
-        folder = Path(PROTEINS["directory"])
+        folder = Path(section["directory"])
         if not folder.is_dir():
-            raise ValueError(f"config proteins.directory: {folder} is not a directory")
+            raise ValueError(f"config {name}.directory: {folder} is not a directory")
         files = sorted(str(p) for p in folder.iterdir() if p.name.lower().endswith(STRUCTURE_SUFFIXES))
-    if PROTEINS.get("max_structures"):
-        files = files[: PROTEINS["max_structures"]]
+    if section.get("max_structures"):
+        files = files[: section["max_structures"]]
     if len(files) < 3:
-        raise ValueError(f"proteins: need at least 3 structures (train/val/test), found {len(files)}")
+        raise ValueError(f"{name}: need at least 3 structures (train/val/test), found {len(files)}")
     return files
 
 
-def protein_split():
+def structure_split(section, name):
     """{"train": [...], "val": [...], "test": [...]}: a seeded split by structure (never by residue,
-    so no neighbourhood of a test structure is seen in training)."""
-    files = protein_structures()
-    order = list(files)
-    random.Random(PROTEINS["seed"]).shuffle(order)
-    n_test = max(1, round(PROTEINS["test_fraction"] * len(order)))
-    n_val = max(1, round(PROTEINS["val_fraction"] * len(order)))
+    so no residue of a test structure is seen in training)."""
+    order = list(structure_files(section, name))
+    random.Random(section["seed"]).shuffle(order)
+    n_test = max(1, round(section["test_fraction"] * len(order)))
+    n_val = max(1, round(section["val_fraction"] * len(order)))
     return {"test": sorted(order[:n_test]), "val": sorted(order[n_test:n_test + n_val]),
             "train": sorted(order[n_test + n_val:])}
 
 
-PROTEIN_SPLIT = protein_split() if PROTEINS else {}
+def shards(split, part, size):
+    files = split[part]
+    return [files[i:i + size] for i in range(0, len(files), size)]
+
+
+_SPLITS = {}
+
+
+def split_of(section, name):
+    """The train/val/test structure files of a config section (``proteins``, ``aminoacids``):
+    the downloaded ProteinNet split, or a seeded split of the embedded set or a folder."""
+    if section["source"] == "proteinnet":
+        split = proteinnet_split()
+        if section.get("max_structures"):   # a quick look at the real data: the first files of each part
+            split = {p: files[: section["max_structures"]] for p, files in split.items()}
+        return split
+    if name not in _SPLITS:
+        _SPLITS[name] = structure_split(section, name)
+    return _SPLITS[name]
 
 
 def protein_shards(part):
-    files, size = PROTEIN_SPLIT[part], PROTEINS["shard_size"]
-    return [files[i:i + size] for i in range(0, len(files), size)]
+    return shards(split_of(PROTEINS, "proteins"), part, PROTEINS["shard_size"])
 
 
 def protein_variant(variant):
