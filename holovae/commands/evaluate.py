@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import statistics
-import tempfile
 from pathlib import Path
+
+from ..atomic import write_text_atomic
 
 log = logging.getLogger("holovae")
 
@@ -63,16 +63,7 @@ def _read_embeddings(directory: Path, irreps, splits=SPLITS) -> dict:
 
 
 def _write_json_atomic(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, json.dumps(obj, indent=1))
 
 
 def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivariance_samples: int = 1000,

@@ -19,15 +19,16 @@ small to score alone; metrics are then mean ± std over the seeds (std with ddof
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import write_text_atomic
 
 log = logging.getLogger("holovae")
 
@@ -258,20 +259,11 @@ def finite_or_none(obj):
 
 def write_predictions(path, rows: list[tuple]) -> None:
     """The prediction rows as CSV (:data:`PREDICTION_COLUMNS`; floats written exactly), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(PREDICTION_COLUMNS)
-            writer.writerows((cid, k, seed, reg, repr(m), repr(p)) for cid, k, seed, reg, m, p in rows)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(PREDICTION_COLUMNS)
+    writer.writerows((cid, k, seed, reg, repr(m), repr(p)) for cid, k, seed, reg, m, p in rows)
+    write_text_atomic(path, buf.getvalue())
 
 
 # ------------------------------------------------------------------------------------------------

@@ -11,11 +11,11 @@ backbone. The shard is written atomically: ``coefficients``, ``ids``
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import tsv_text, write_text_atomic
 
 log = logging.getLogger("holovae")
 
@@ -31,15 +31,8 @@ def _input_files(args) -> list[Path]:
 
 
 def _write_tsv(path: Path, rows: list[tuple]) -> None:
-    """``file, chain, resnum, reason`` rows, written atomically (tabs/newlines in reasons escaped)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write("file\tchain\tresnum\treason\n")
-        for row in rows:
-            f.write("\t".join(str(x).replace("\t", " ").replace("\n", " ") for x in row) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    """``file, chain, resnum, reason`` rows, written atomically."""
+    write_text_atomic(path, tsv_text(("file", "chain", "resnum", "reason"), rows))
 
 
 def run(args) -> None:

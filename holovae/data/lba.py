@@ -995,18 +995,6 @@ def read_lba_dataset(path) -> LBAFeaturized:
 
 def write_skipped(path, skipped) -> Path:
     """``complex, reason`` rows as TSV, written atomically (tabs/newlines in reasons escaped)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write("complex\treason\n")
-            for row in skipped:
-                out.write("\t".join(str(x).replace("\t", " ").replace("\n", " ") for x in row) + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from ..atomic import tsv_text, write_text_atomic
+
+    return write_text_atomic(path, tsv_text(("complex", "reason"), skipped))

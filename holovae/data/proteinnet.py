@@ -36,7 +36,6 @@ import os
 import random
 import re
 import tarfile
-import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from typing import Iterable, Iterator, NamedTuple, Optional, Sequence, Union
 
 from tqdm import tqdm
 
+from ..atomic import tsv_text, write_text_atomic
 from ..download import DownloadError, download, sha256_file
 
 __all__ = ["ProteinNetId", "UnresolvedId", "IdList", "parse_proteinnet_id", "read_proteinnet_ids",
@@ -325,23 +325,6 @@ def proteinnet_splits(training: Sequence[ProteinNetId], validation: Sequence[Pro
     return splits
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file + rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
-def _tsv(header: Sequence[str], rows: Iterable[Sequence]) -> str:
-    """TSV text; tabs and newlines inside fields become spaces so every row stays one line."""
-    lines = ["\t".join(header)]
-    lines += ["\t".join(str(x).replace("\t", " ").replace("\n", " ") for x in row) for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 def write_split_lists(out_dir, splits: dict, unresolved: Sequence[UnresolvedId] = (),
                       comment: str = "") -> dict[str, Path]:
     """Write ``<split>.txt`` (one ProteinNet ID per line, readable by :func:`read_proteinnet_ids`)
@@ -353,9 +336,9 @@ def write_split_lists(out_dir, splits: dict, unresolved: Sequence[UnresolvedId] 
     paths = {}
     for name, entries in splits.items():
         paths[name] = out_dir / f"{name}.txt"
-        _write_atomically(paths[name], head + "".join(f"{e.id}\n" for e in entries))
+        write_text_atomic(paths[name], head + "".join(f"{e.id}\n" for e in entries))
     rows = ((u.id, u.reason) for u in unresolved)
-    _write_atomically(out_dir / "unresolved.tsv", _tsv(("id", "reason"), rows))
+    write_text_atomic(out_dir / "unresolved.tsv", tsv_text(("id", "reason"), rows))
     return paths
 
 
@@ -535,7 +518,7 @@ def write_manifest(path, report: DownloadReport) -> Path:
     """TSV of the usable files: ``pdb_id, file, sha256, bytes, source, status`` (atomic write)."""
     path = Path(path)
     rows = ((f.pdb, f.path, f.sha256, f.bytes, f.source, f.status) for f in report.files)
-    _write_atomically(path, _tsv(("pdb_id", "file", "sha256", "bytes", "source", "status"), rows))
+    write_text_atomic(path, tsv_text(("pdb_id", "file", "sha256", "bytes", "source", "status"), rows))
     return path
 
 
@@ -546,7 +529,7 @@ def write_failed(path, report: DownloadReport, unresolved: Sequence[UnresolvedId
     path = Path(path)
     rows = [(f.pdb, " ".join(f.urls), f.reason) for f in report.failed]
     rows += [(u.id, "", u.reason) for u in unresolved]
-    _write_atomically(path, _tsv(("id", "urls", "reason"), rows))
+    write_text_atomic(path, tsv_text(("id", "urls", "reason"), rows))
     return path
 
 
@@ -562,5 +545,5 @@ def write_split_file_lists(out_dir, splits: dict, report: DownloadReport) -> dic
         if len(files) < len(pdbs):
             log.warning("split %s: %d of %d PDB entries have no file", name, len(pdbs) - len(files), len(pdbs))
         paths[name] = out_dir / f"{name}_files.txt"
-        _write_atomically(paths[name], "".join(f"{p}\n" for p in files))
+        write_text_atomic(paths[name], "".join(f"{p}\n" for p in files))
     return paths

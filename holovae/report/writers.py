@@ -4,9 +4,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from ..atomic import write_text_atomic
 
 # Our equivariance numbers span many orders of magnitude (1e-7 in float64 up to 1e-1 for a
 # non-equivariant decoder), so they are printed in scientific notation. The paper's columns
@@ -47,19 +47,6 @@ def _columns(rows, columns):
     return list(seen)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder + os.replace, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -97,5 +84,5 @@ def write_table(rows, csv_path, md_path, title: str, caption: str, *, columns=No
     cols = _columns(rows, columns)
     fmts = {c: default_format(c) for c in cols}
     fmts.update(formats or {})
-    _atomic_write(Path(csv_path), render_csv(rows, cols, fmts))
-    _atomic_write(Path(md_path), render_markdown(rows, cols, fmts, title, caption, footer, labels))
+    write_text_atomic(Path(csv_path), render_csv(rows, cols, fmts))
+    write_text_atomic(Path(md_path), render_markdown(rows, cols, fmts, title, caption, footer, labels))
