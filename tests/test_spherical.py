@@ -98,3 +98,31 @@ def test_bad_inputs():
         spherical_fourier_transform(torch.zeros(4, 4), 1, "bogus")
     with pytest.raises(ValueError):
         inverse_spherical_fourier_transform(torch.zeros(5), 4)     # not (lmax+1)^2
+
+
+def test_harmonics_beyond_e3nn_closed_forms_match_its_angular_path_and_are_orthonormal():
+    """Degrees 13..16 (Shrec17 needs L = 14; e3nn's polynomials stop at 12): equal to e3nn's
+    Legendre-based harmonics (independent construction), orthonormal by DH quadrature, and
+    rotated by the Wigner-D matrices."""
+    from e3nn import o3
+
+    from holovae.so3 import wigner_D
+
+    x = torch.randn(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ours = real_spherical_harmonics(16, x)
+    alpha, beta = o3.xyz_to_angles(x / x.norm(dim=1, keepdim=True))
+    for normalization in ("integral", "component", "norm"):
+        ref = o3.spherical_harmonics_alpha_beta(list(range(17)), alpha, beta, normalization=normalization)
+        torch.testing.assert_close(real_spherical_harmonics(16, x, normalization), ref, atol=1e-10, rtol=0)
+    assert real_spherical_harmonics(14, torch.zeros(1, 3, dtype=torch.float64))[0, 1:].abs().max() == 0
+
+    bw = 17
+    Y = real_spherical_harmonics(16, dh_xyz(bw).reshape(-1, 3))
+    w = (dh_weights(bw)[:, None] * (math.pi / bw)).expand(2 * bw, 2 * bw).reshape(-1)
+    torch.testing.assert_close(Y.T @ (Y * w[:, None]), torch.eye(289, dtype=torch.float64), atol=1e-10, rtol=0)
+
+    R = random_rotation(generator=torch.Generator().manual_seed(1))
+    for l in (13, 14):
+        block = slice(l * l, (l + 1) ** 2)
+        torch.testing.assert_close(real_spherical_harmonics(l, x @ R.T)[:, block],
+                                   ours[:, block] @ wigner_D(l, R).T, atol=1e-11, rtol=0)

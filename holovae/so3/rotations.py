@@ -7,6 +7,8 @@ from functools import lru_cache
 import torch
 from e3nn import o3
 
+from .harmonics import real_spherical_harmonics
+
 
 def random_rotation(n: int | None = None, *, generator: torch.Generator | None = None,
                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -36,7 +38,7 @@ def _sampling(lmax: int, dtype: torch.dtype, device: torch.device):
     """Sample points ``P [n, 3]`` and, per degree, the pseudo-inverse ``A_l [2l+1, n]`` of
     ``Y_l(P) [n, 2l+1]``, so that ``D_l(R)^T = A_l @ Y_l(R P)``."""
     points = _fibonacci_sphere(4 * (2 * lmax + 1))
-    Y = o3.spherical_harmonics(list(range(lmax + 1)), points, normalize=True)
+    Y = real_spherical_harmonics(lmax, points)
     pinvs, start = [], 0
     for l in range(lmax + 1):
         pinvs.append(torch.linalg.pinv(Y[:, start:start + 2 * l + 1]).to(device, dtype))
@@ -57,7 +59,7 @@ def wigner_D_all(lmax: int, R: torch.Tensor) -> list[torch.Tensor]:
     (``benchmarks/bench_wigner.py``). Differentiable in ``R``.
     """
     points, pinvs = _sampling(lmax, R.dtype, R.device)
-    Y = o3.spherical_harmonics(list(range(lmax + 1)), points @ R.transpose(-1, -2), normalize=True)
+    Y = real_spherical_harmonics(lmax, points @ R.transpose(-1, -2))
     out, start = [], 0
     for l in range(lmax + 1):
         out.append((pinvs[l] @ Y[..., start:start + 2 * l + 1]).transpose(-1, -2))
