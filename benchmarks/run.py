@@ -22,6 +22,7 @@ BENCHMARKS = {  # name -> module; each has run(out_dir, device=...) -> list of r
     "cg": "bench_cg",
     "train_step": "bench_train_step",
     "neighbourhoods": "bench_neighbourhoods",
+    "raycast": "bench_raycast",
 }
 
 

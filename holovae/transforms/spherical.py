@@ -24,7 +24,8 @@ from ..so3 import real_spherical_harmonics, rotate_flat
 from .grid import dh_angles, dh_xyz
 
 __all__ = ["sft_irreps", "dh_weights", "spherical_fourier_transform",
-           "inverse_spherical_fourier_transform", "rotate_grid_signal"]
+           "inverse_spherical_fourier_transform", "rotate_grid_signal", "multichannel_sft_irreps",
+           "multichannel_spherical_fourier_transform"]
 
 _QUADRATURES = ("dh", "lstsq")
 
@@ -32,6 +33,11 @@ _QUADRATURES = ("dh", "lstsq")
 def sft_irreps(lmax: int) -> o3.Irreps:
     """``1x0e+1x1e+...+1x{lmax}e``."""
     return o3.Irreps([(1, (l, 1)) for l in range(lmax + 1)])
+
+
+def multichannel_sft_irreps(channels: int, lmax: int) -> o3.Irreps:
+    """``Cx0e+Cx1e+...+Cx{lmax}e``: ``C`` spherical signals transformed together."""
+    return o3.Irreps([(channels, (l, 1)) for l in range(lmax + 1)])
 
 
 @functools.lru_cache(maxsize=None)
@@ -127,3 +133,14 @@ def rotate_grid_signal(signal: torch.Tensor, R: torch.Tensor, lmax: int | None =
     lead = coeffs.shape[:-1]
     rotated = rotate_flat(coeffs.reshape(-1, coeffs.shape[-1]), sft_irreps(lmax), R.to(coeffs.dtype))
     return inverse_spherical_fourier_transform(rotated.reshape(*lead, -1), bw)
+
+
+def multichannel_spherical_fourier_transform(signal: torch.Tensor, lmax: int, quadrature: str = "dh") -> torch.Tensor:
+    """``signal [..., C, 2bw, 2bw]`` -> flat coefficients ``[..., C (lmax+1)^2]`` in the e3nn order
+    of :func:`multichannel_sft_irreps` ``(C, lmax)`` (degree-major, then channel, then m)."""
+    if signal.ndim < 3:
+        raise ValueError(f"expected a [..., channels, 2bw, 2bw] signal, got shape {tuple(signal.shape)}")
+    coeffs = spherical_fourier_transform(signal, lmax, quadrature)           # [..., C, (L+1)^2]
+    lead, C = coeffs.shape[:-2], coeffs.shape[-2]
+    blocks = [coeffs[..., l * l:(l + 1) ** 2].reshape(*lead, C * (2 * l + 1)) for l in range(lmax + 1)]
+    return torch.cat(blocks, dim=-1)
