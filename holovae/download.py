@@ -152,6 +152,9 @@ def download(urls, dest, md5=None, decompressed_md5=None, sha256=None, retries=3
                 bad = _mismatches(part, md5, decompressed_md5, sha256)
                 if bad:  # the mirror serves different content; downloading again won't help
                     raise _Permanent("checksum mismatch: " + "; ".join(bad))
+                if not (md5 or decompressed_md5 or sha256):
+                    log.warning("%s: no checksum configured, so nothing was verified; its sha256 is %s "
+                                "(pin it in the config)", dest, sha256_file(part))
                 os.replace(part, dest)
                 log.info("downloaded %s from %s", dest, url)
                 return dest

@@ -234,7 +234,7 @@ def read_dataset(path, expected_irreps=None) -> SteerableDataset:
 
 # Per-file counts of the preparation step, summed when shards are merged. Only these: other
 # "n_" attributes (n_max, n_channels) are transform parameters and must agree.
-SUMMED_COUNTS = ("n_files", "n_files_ok", "n_skipped_rows")
+SUMMED_COUNTS = ("n_files", "n_files_ok", "n_skipped_rows", "n_hull_fallback")
 
 
 def concatenate_datasets(paths, out, attrs: Mapping[str, Any] | None = None) -> Path:
