@@ -67,19 +67,23 @@ def _write_json_atomic(obj: dict, path: Path) -> None:
 
 
 def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivariance_samples: int = 1000,
-                   n_clusters: int = 10, seed: int = 0, device: str = "cpu", cv_folds: int = 0) -> dict:
+                   n_clusters: int = 10, seed: int = 0, device: str = "cpu", cv_folds: int = 0,
+                   retrieval: bool = False) -> dict:
     """All metrics of one model (the keys of the output JSON, without the --meta pairs).
 
     ``cv_folds > 0``: the classifiers are fitted by stratified cross-validation on the test
     embeddings alone (the amino-acid protocol); only ``test.h5`` is read from ``embeddings_dir``
-    and ``n_train`` is left to the caller's metadata."""
+    and ``n_train`` is left to the caller's metadata.
+    ``retrieval``: also the SHREC'17 retrieval metrics (:mod:`holovae.evaluate.retrieval`) of the
+    linear classifier's test predictions (keys ``micro_precision`` ... ``macro_ndcg``); the test
+    data's ``classes`` / ``subclasses`` attributes and ``sublabels`` grade the NDCG."""
     import numpy as np
     import torch
     from e3nn import o3
 
     from ..data.hdf5 import read_dataset
-    from ..evaluate import (cross_validated_accuracies, equivariance_error, kmeans_purity_vmeasure, knn_accuracy,
-                            latent_invariance_error, linear_classifier_accuracy)
+    from ..evaluate import (cross_validated_accuracies, equivariance_error, fit_linear_classifier,
+                            kmeans_purity_vmeasure, knn_accuracy, latent_invariance_error)
     from ..losses import cosine_loss, weighted_cosine_loss
     from ..train import load_model
 
@@ -109,16 +113,24 @@ def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivari
 
     z = {s: e.extra["z"] for s, e in emb.items()}
     y = {s: e.labels for s, e in emb.items()}
+    if n_clusters == 0:   # one centroid per class
+        n_clusters = len(np.unique(y["test"]))
     log.info("K-means (%d clusters) on the test latents", n_clusters)
+    res["kmeans_clusters"] = int(n_clusters)
     res["purity"], res["v_measure"] = kmeans_purity_vmeasure(z["test"], y["test"], n_clusters=n_clusters, seed=seed)
+    if retrieval and cv_folds:
+        raise ValueError("retrieval metrics need the train/val/test protocol, not --cv-folds")
     if cv_folds:
         log.info("linear classifier and KNN on z: %d-fold cross-validation on %d test samples", cv_folds, len(y["test"]))
         res.update(cross_validated_accuracies(z["test"], y["test"], folds=cv_folds, seed=seed))
         res["classifier_protocol"] = f"{cv_folds}-fold CV on test"
     else:
         log.info("linear classifier and KNN on z (train %d, val %d, test %d)", len(y["train"]), len(y["val"]), len(y["test"]))
-        res["lc_acc"] = linear_classifier_accuracy(z["train"], y["train"], z["val"], y["val"], z["test"], y["test"],
-                                                   seed=seed, early_stop=False)  # the paper: all 250 epochs
+        lc = fit_linear_classifier(z["train"], y["train"], z["val"], y["val"], z["test"], y["test"],
+                                   seed=seed, early_stop=False)  # the paper: all 250 epochs
+        res["lc_acc"] = lc.test_accuracy
+        if retrieval:
+            res.update(_retrieval_metrics(lc, test, y["test"]))
         res["knn_acc"] = knn_accuracy(z["train"], y["train"], z["test"], y["test"])
         res["classifier_protocol"] = "train/val/test"
 
@@ -133,6 +145,30 @@ def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivari
     return res
 
 
+def _retrieval_metrics(lc, test, y_test) -> dict:
+    """SHREC'17 metrics of the linear classifier's test predictions: retrieval lists built from
+    its predicted classes and logits (as Spherical CNNs did), graded by class and sub-class."""
+    import numpy as np
+
+    from ..evaluate.retrieval import shrec17_metrics_from_predictions
+
+    pred_idx = lc.test_logits.argmax(1)
+    predicted = lc.classes[pred_idx]
+    scores = lc.test_logits[np.arange(len(pred_idx)), pred_idx]
+    classes, subclasses = test.attrs.get("classes") or [], test.attrs.get("subclasses") or []
+    sub = test.extra.get("sublabels")
+    if classes and subclasses and sub is not None:
+        # the grades compare sub-class and class ids (a model without a finer sub-class has its
+        # class as sub-class), so compare the names, not the two index spaces
+        labels = np.asarray(classes, dtype=object)[np.asarray(y_test)]
+        sublabels = np.asarray(subclasses, dtype=object)[np.asarray(sub)]
+        pred_names = np.asarray(classes, dtype=object)[np.asarray(predicted)]
+        metrics = shrec17_metrics_from_predictions(labels, pred_names, scores, sublabels)
+    else:
+        metrics = shrec17_metrics_from_predictions(np.asarray(y_test), predicted, scores)
+    return {k: float(v) for k, v in metrics.items()}
+
+
 def run(args) -> None:
     import torch
 
@@ -142,7 +178,7 @@ def run(args) -> None:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     metrics = evaluate_model(args.model, args.embeddings, args.test_data, args.history,
                              equivariance_samples=args.equivariance_samples, n_clusters=args.clusters,
-                             seed=args.seed, device=device, cv_folds=args.cv_folds)
+                             seed=args.seed, device=device, cv_folds=args.cv_folds, retrieval=args.retrieval)
     clash = sorted(set(meta) & set(metrics))
     if clash:
         raise ValueError(f"--meta keys {clash} collide with metric names")
@@ -159,10 +195,13 @@ def register(sub) -> None:
     e.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                    help="copied into the output (value parsed as YAML), e.g. --meta split=NR/R (repeatable)")
     e.add_argument("--equivariance-samples", type=int, default=1000)
-    e.add_argument("--clusters", type=int, default=10, help="K-means centroids")
+    e.add_argument("--clusters", type=int, default=10, help="K-means centroids (0: one per class of the test labels)")
     e.add_argument("--cv-folds", type=int, default=0,
                    help="fit the classifiers by K-fold cross-validation on the test embeddings (only test.h5 "
                         "needed; the amino-acid protocol: 5); 0: train on train.h5, select on val.h5, test on test.h5")
+    e.add_argument("--retrieval", action="store_true",
+                   help="also the SHREC'17 retrieval metrics (P@N, R@N, F1@N, mAP, NDCG; micro and macro) of the "
+                        "linear classifier's test predictions")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=None)

@@ -49,7 +49,9 @@ def knn_accuracy(z_train, y_train, z_test, y_test) -> float:
 @dataclass
 class LinearClassifierResult:
     """``test_accuracy`` with the weights of the best validation epoch (1-based ``best_epoch``);
-    ``lr_history`` and ``val_history`` hold one entry per epoch run."""
+    ``lr_history`` and ``val_history`` hold one entry per epoch run; ``test_logits [N_test,
+    n_classes]`` are that classifier's outputs on the test set, columns in the order of
+    ``classes`` (the sorted labels)."""
 
     test_accuracy: float
     best_val_accuracy: float
@@ -57,6 +59,8 @@ class LinearClassifierResult:
     epochs_run: int
     lr_history: list[float] = field(default_factory=list)
     val_history: list[float] = field(default_factory=list)
+    test_logits: np.ndarray | None = None
+    classes: np.ndarray | None = None
 
     @property
     def final_lr(self) -> float:
@@ -146,7 +150,9 @@ def _fit(z_train, y_train, z_val, y_val, z_test, y_test, epochs, lr, batch_size,
                 g["lr"] /= 10
             reduced, since_gain = True, 0
     layer.load_state_dict(best_state)
-    return LinearClassifierResult(accuracy(ze, ye), best_val, best_epoch, len(lrs), lrs, vals)
+    with torch.no_grad():
+        logits = layer(ze).numpy()
+    return LinearClassifierResult(accuracy(ze, ye), best_val, best_epoch, len(lrs), lrs, vals, logits, classes)
 
 
 def linear_classifier_accuracy(z_train, y_train, z_val, y_val, z_test, y_test, epochs: int = 250,
