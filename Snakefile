@@ -8,8 +8,8 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
-# `proteins: null` (config/paper.yaml) removes a section config/config.yaml brings
-for section in ("proteins", "aminoacids", "lba"):
+# `proteins: null` removes a section config/config.yaml brings
+for section in ("proteins", "aminoacids", "lba", "shrec17"):
     if section in config and config[section] is None:
         del config[section]
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -25,6 +25,7 @@ include: "workflow/rules/proteinnet.smk"
 include: "workflow/rules/proteins.smk"
 include: "workflow/rules/aminoacids.smk"
 include: "workflow/rules/lba.smk"
+include: "workflow/rules/shrec17.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -58,12 +58,16 @@ def test_dry_run_default(tmp_path):
     counts = job_counts(out)
     assert counts["train_mnist"] == 4 and counts["prepare_mnist"] == 2
     assert counts["train_proteins"] == 1 and counts["merge_structures"] == 3     # train, val, test
-    assert counts["table"] == 5 + 3 + 3 + 2                          # MNIST, proteins, amino acids, LBA
+    assert counts["table"] == 5 + 3 + 3 + 2 + 3                   # MNIST, proteins, amino acids, LBA, Shrec17
+    # Shrec17 on synthetic meshes: 2 training shards, H-AE and H-VAE
+    assert counts["synthetic_shrec17"] == 1 and counts["raycast_shrec17_shard"] == 4
+    assert counts["train_shrec17"] == 2 and counts["evaluate_shrec17"] == 2
     # LBA: H-AE, Zernike invariants and the "other element" variant on one split
     assert counts["lba_regress"] == 3 and counts["lba_split"] == 1 and counts["prepare_lba"] == 2
     # amino acids: the untrained model, H-AE and H-VAE at 400 residues; one test set, one val set
     assert counts["train_aminoacids"] == 3 and counts["subset_residues_eval"] == 2
     assert "download_mnist" not in counts and "proteinnet_structures" not in counts   # the default is offline
+    assert "download_shrec17" not in counts
 
 
 def test_dry_run_paper_resolves_every_mnist_variant(tmp_path):
@@ -72,7 +76,10 @@ def test_dry_run_paper_resolves_every_mnist_variant(tmp_path):
     # {H-AE, H-VAE} x z {16, 120} x {NR, R} + 2 unconstrained decoders + 2 Full-TP models
     assert counts["train_mnist"] == 12
     assert counts["download_mnist"] == 4
-    assert counts["embed_mnist"] == 12 and counts["evaluate_mnist"] == 12 and counts["table"] == 5 + 3 + 3 + 2
+    assert counts["embed_mnist"] == 12 and counts["evaluate_mnist"] == 12 and counts["table"] == 5 + 3 + 3 + 2 + 3
+    # SHREC'17: 3 mesh archives, 2 label CSVs, the evaluator (test labels); 258 ray-casting shards
+    assert counts["download_shrec17"] == 6 and counts["raycast_shrec17_shard"] == 180 + 26 + 52
+    assert counts["train_shrec17"] == 2 and "synthetic_shrec17" not in counts
     # ATOM3D LBA: downloaded and extracted, its own split
     assert counts["download_atom3d_lba"] == 1 and counts["prepare_lba_atom3d"] == 2
     # ProteinNet first: the protein jobs are known once its checkpoint has run
@@ -87,6 +94,8 @@ def test_dry_run_paper_resolves_every_mnist_variant(tmp_path):
     ({"mnist.bw": "thirty"}, "thirty"),
     ({"mnist.train": {"epochs": 0}}, "epochs"),
     ({"mnist.variants": {"x": {"architecture": "etp_z16", "vae": False, "train_split": "sideways"}}}, "sideways"),
+    ({"shrec17.source": "internet"}, "internet"),
+    ({"shrec17.shards": {"train": 2, "tset": 1}}, "tset"),
 ])
 def test_schema_rejects_bad_config(tmp_path, change, expected):
     cfg = write_config(tmp_path / "bad.yaml", **change)
@@ -130,6 +139,16 @@ TINY = {
     "lba.protein_variant": "hae_L3_z8",
     "lba.seeds": [0, 1],
     "lba.split": {"method": "auto", "min_identity": 0.3, "folds": 3, "seed": 0, "val_fraction": 0.15},
+    "shrec17.synthetic": {"train": 2, "val": 1, "test": 2, "stretch": 0.2, "jitter": 0.01, "seed": 0},
+    "shrec17.bw": 8,
+    "shrec17.lmax": 4,
+    "shrec17.shards": {"train": 2, "val": 1, "test": 1},
+    "shrec17.train": {"epochs": 1, "batch_size": 4, "lr": 0.002, "lambda_x": 50, "lambda_kl": 0.2,
+                      "no_kl_epochs": 1, "warmup_kl_epochs": 0},
+    "shrec17.architectures": {"tiny": {"latent_dim": 8, "channels": [6, 6, 6], "degrees": [4, 2, 1],
+                                       "initial_channels": 6}},
+    "shrec17.variants": {"hae_z8": {"architecture": "tiny", "vae": False},
+                         "hvae_z8": {"architecture": "tiny", "vae": True}},
 }
 
 
@@ -195,6 +214,18 @@ def test_tiny_run_tables(tiny_run):
     assert (work / "results/figures/fig4D_lba_hae.png").stat().st_size > 1000
     assert (work / "results/logs/train/mnist/hae_z16_NR.log").exists()
     assert (work / "results/benchmarks/train/mnist/hae_z16_NR.tsv").exists()
+    t1s = read_csv(tables / "table1_shrec17.csv")
+    assert [(r["variant"], r["data"], r["n_train"], r["n_test"]) for r in t1s] == [
+        ("hae_z8", "SYNTHETIC", "12", "12"), ("hvae_z8", "SYNTHETIC", "12", "12")]
+    for row in t1s:
+        for col in ("purity", "lc_acc", "p_at_n", "r_at_n", "f1_at_n", "map", "ndcg", "ndcg_macro"):
+            assert 0.0 <= float(row[col]) <= 1.0
+        assert row["p_at_n_paper"] == ""              # z = 8 is not the paper's z = 40 model
+    assert "SYNTHETIC" in (tables / "table1_shrec17.md").read_text()
+    assert all(float(r["equiv_relative_error_max"]) < 1e-3 for r in read_csv(tables / "tableS9_shrec17.csv"))
+    assert len(read_csv(tables / "tableS4.csv")) == 2
+    ev = json.loads((work / "results/shrec17/eval/hae_z8.json").read_text())
+    assert ev["kmeans_clusters"] == 6 and ev["split"] == "R/R" and ev["bw"] == 8
 
 
 def test_tiny_run_is_complete_and_rebuilds_one_table(tiny_run):

@@ -6,10 +6,12 @@ MNIST = config["mnist"]
 MNIST_FILES = list(MNIST["download"]["files"])
 TABLES = (MNIST["tables"] + (config["proteins"]["tables"] if config.get("proteins") else [])
           + (config["aminoacids"]["tables"] if config.get("aminoacids") else [])
-          + (config["lba"]["tables"] if config.get("lba") else []))
+          + (config["lba"]["tables"] if config.get("lba") else [])
+          + (config["shrec17"]["tables"] if config.get("shrec17") else []))
 PROTEIN_TABLES = {"tableS2", "tableS7", "tableS9_proteins"}
 AMINO_TABLES = {"tableS5", "tableS6", "tableS9_aminoacids"}
 LBA_TABLES = {"table2_lba", "tableS10_lba"}
+SHREC_TABLES = {"table1_shrec17", "tableS4", "tableS9_shrec17"}
 
 
 wildcard_constraints:
@@ -93,9 +95,12 @@ def table_evals(wildcards):
         return amino_evals_for(wildcards.table)
     if wildcards.table in LBA_TABLES:
         return lba_evals()
+    if wildcards.table in SHREC_TABLES:
+        return shrec_evals()
     return mnist_evals()
 
 
 def all_targets():
     tables = expand(f"{RESULTS}/tables/{{table}}.{{ext}}", table=MNIST["tables"], ext=("csv", "md"))
-    return tables + mnist_figure_targets() + protein_targets() + amino_targets() + lba_targets()
+    return (tables + mnist_figure_targets() + protein_targets() + amino_targets() + lba_targets()
+            + shrec_targets())
