@@ -2,30 +2,50 @@
 place, so an interrupted run never leaves a half-written file that looks finished."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
-__all__ = ["write_text_atomic", "tsv_text"]
+__all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic", "tsv_text"]
 
 
-def write_text_atomic(path, text: str) -> Path:
-    """Write ``text`` (UTF-8, newlines as given) to ``path`` via a temporary file and
-    ``os.replace``; the file gets mode 0644 (mkstemp's 0600 would surprise users)."""
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a fresh temporary path next to ``path`` for the caller to write (with any library:
+    h5py, torch.save, ...); when the block ends without an exception it is renamed onto
+    ``path`` with the permissions a plain ``open()`` would give (mkstemp's are 0600), otherwise
+    removed. Creates ``path``'s folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    return Path(path)
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def tsv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:

@@ -7,7 +7,6 @@ import inspect
 import json
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -19,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed as dist_utils
+from .atomic import atomic_path, write_text_atomic
 from .losses import kl_divergence, kl_weight, learning_rate, scaled_mse, weighted_cosine_loss, cosine_loss
 from .models import HVAE, HVAEConfig
 
@@ -72,9 +72,8 @@ def normalizing_constant(x: torch.Tensor, irreps) -> float:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def save_model(model: HVAE, path, extra: Optional[dict] = None) -> None:
@@ -317,9 +316,7 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
         if on_epoch is not None:
             on_epoch(rec)
     if main:
-        tmp = out / ".history.json.tmp"
-        tmp.write_text(json.dumps(history, indent=1))
-        os.replace(tmp, out / "history.json")
+        write_text_atomic(out / "history.json", json.dumps(history, indent=1))
     if parallel:
         dist_utils.barrier()   # best.pt is written
     return load_model(out / "best.pt", device)

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
+
+from ..atomic import write_text_atomic
 
 log = logging.getLogger("holovae")
 
 
 def _merge_tsv(inputs, out) -> int:
     """Concatenate TSVs keeping one header; atomic. Returns the number of data rows."""
-    out = Path(out)
     header, rows = None, []
     for p in inputs:
         lines = Path(p).read_text().splitlines()
@@ -18,9 +18,7 @@ def _merge_tsv(inputs, out) -> int:
             continue
         header = header or lines[0]
         rows += lines[1:]
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("\n".join(([header] if header else []) + rows) + "\n")
-    os.replace(tmp, out)
+    write_text_atomic(out, "\n".join(([header] if header else []) + rows) + "\n")
     return len(rows)
 
 

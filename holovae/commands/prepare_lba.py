@@ -28,6 +28,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..atomic import write_text_atomic
+
 log = logging.getLogger("holovae")
 
 # Transform options with their defaults. The parser's defaults are None, so that an option the
@@ -275,9 +277,7 @@ def write_id_lists(out_dir, ids: dict) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in LIST_NAMES:
-        tmp = out_dir / f".{name}.txt.tmp"
-        tmp.write_text("".join(f"{i}\n" for i in ids[name]))
-        tmp.replace(out_dir / f"{name}.txt")
+        write_text_atomic(out_dir / f"{name}.txt", "".join(f"{i}\n" for i in ids[name]))
     log.info("wrote %s/{train,val,test}.txt: %s ids", out_dir, "/".join(str(len(ids[n])) for n in LIST_NAMES))
     return out_dir
 

@@ -15,8 +15,6 @@ that an interrupted job never leaves a file that a later stage would mistake for
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,6 +24,8 @@ import torch
 from e3nn import o3
 
 import holovae
+
+from ..atomic import atomic_path
 
 FORMAT = "holovae-steerable-v1"
 # Attribute / dataset names owned by this module; callers may not override them.
@@ -126,10 +126,7 @@ def write_dataset(path, coefficients, irreps, labels=None, ids=None,
 
     import h5py  # local: keeps `import holovae.data` light
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["irreps"] = _irreps_str(irreps)
@@ -148,15 +145,6 @@ def write_dataset(path, coefficients, irreps, labels=None, ids=None,
                     f.create_dataset(name, data=arr, dtype=h5py.string_dtype())
                 else:
                     f.create_dataset(name, data=arr)
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

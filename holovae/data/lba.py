@@ -36,8 +36,6 @@ import gzip
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -934,13 +932,11 @@ def write_lba_dataset(path, f: LBAFeaturized) -> Path:
     """
     import h5py
 
+    from ..atomic import atomic_path
     from .hdf5 import write_dataset
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".lba.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".lba.tmp") as tmp:
         write_dataset(tmp, f.coefficients, f.irreps, labels=f.residue_labels, ids=f.ids,
                       attrs={**f.attrs, "skipped": [[str(a), str(b)] for a, b in f.skipped]},
                       extra={"complex_index": f.complex_index})
@@ -952,11 +948,6 @@ def write_lba_dataset(path, f: LBAFeaturized) -> Path:
                     g.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
                 else:
                     g.create_dataset(name, data=arr)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
