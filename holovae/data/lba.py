@@ -221,6 +221,14 @@ def _sdf_v3000_atoms(path, lines: list, start: int) -> list:
     raise LigandError(f"{path}: V3000 atom block without 'M  V30 END ATOM' (truncated file?)")
 
 
+def _ligand_lines(path: Path) -> list[str]:
+    """The lines of a ligand file (plain or gzipped); :class:`LigandError` naming it if unreadable."""
+    try:
+        return _read_text(path).splitlines()
+    except (OSError, EOFError) as e:
+        raise LigandError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+
+
 def read_sdf(path) -> Ligand:
     """Heavy atoms of the first record of an SDF / MOL file (V2000 or V3000, plain or gzipped).
 
@@ -230,11 +238,7 @@ def read_sdf(path) -> Ligand:
     naming the file (and line) for a truncated or malformed record or an unknown symbol.
     """
     path = Path(path)
-    try:
-        text = _read_text(path)
-    except (OSError, EOFError) as e:
-        raise LigandError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-    lines = text.splitlines()
+    lines = _ligand_lines(path)
     if "$$$$" in (line.strip() for line in lines):
         lines = lines[:[line.strip() for line in lines].index("$$$$")]
     if len(lines) < 4:
@@ -273,11 +277,7 @@ def read_mol2(path) -> Ligand:
     (fewer atoms than the MOLECULE record declares).
     """
     path = Path(path)
-    try:
-        text = _read_text(path)
-    except (OSError, EOFError) as e:
-        raise LigandError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-    lines = text.splitlines()
+    lines = _ligand_lines(path)
     tags = [k for k, line in enumerate(lines) if line.startswith("@<TRIPOS>")]
     molecule = next((k for k in tags if lines[k].strip() == "@<TRIPOS>MOLECULE"), None)
     if molecule is None:
