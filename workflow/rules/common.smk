@@ -34,15 +34,19 @@ def mnist_train_split(wildcards):
     return mnist_variant(wildcards.variant)["train_split"]
 
 
-def mnist_run_settings(variant):
-    """The `holovae train --set` overrides of one variant: architecture < variant < train."""
-    v = mnist_variant(variant)
-    model = dict(MNIST["architectures"][v["architecture"]])
-    model.update(v.get("model", {}))
-    model["vae"] = v["vae"]
-    train = dict(MNIST["train"])
-    train.update(v.get("train", {}))
+def run_settings(section, variant):
+    """The `holovae train --set` overrides of one variant of a config section:
+    architecture < variant's `model` < `vae`; section `train` < variant's `train`."""
+    model = dict(section["architectures"][variant["architecture"]])
+    model.update(variant.get("model", {}))
+    model["vae"] = variant.get("vae", False)
+    train = dict(section["train"])
+    train.update(variant.get("train", {}))
     return {"model": model, "train": train}
+
+
+def mnist_run_settings(variant):
+    return run_settings(MNIST, mnist_variant(variant))
 
 
 def as_set_args(settings):

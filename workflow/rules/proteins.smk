@@ -72,13 +72,7 @@ def protein_variant(variant):
 
 
 def protein_run_settings(variant):
-    v = protein_variant(variant)
-    model = dict(PROTEINS["architectures"][v["architecture"]])
-    model.update(v.get("model", {}))
-    model["vae"] = v.get("vae", False)
-    train = dict(PROTEINS["train"])
-    train.update(v.get("train", {}))
-    return {"model": model, "train": train}
+    return run_settings(PROTEINS, protein_variant(variant))
 
 
 def protein_data(wildcards, part=None):

@@ -98,13 +98,7 @@ def shrec_variant(variant):
 
 
 def shrec_run_settings(variant):
-    v = shrec_variant(variant)
-    model = dict(SHREC["architectures"][v["architecture"]])
-    model.update(v.get("model", {}))
-    model["vae"] = v["vae"]
-    train = dict(SHREC["train"])
-    train.update(v.get("train", {}))
-    return {"model": model, "train": train}
+    return run_settings(SHREC, shrec_variant(variant))
 
 
 def shrec_data_label():
