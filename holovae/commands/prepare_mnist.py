@@ -54,7 +54,9 @@ def register(sub) -> None:
     p.add_argument("--out-dir", required=True, help="writes train.h5, val.h5, test.h5 here")
     p.add_argument("--bw", type=int, default=30, help="Driscoll-Healy bandwidth of the projection grid")
     p.add_argument("--lmax", type=int, default=10)
-    p.add_argument("--quadrature", default="lstsq", choices=["lstsq", "dh"])
+    p.add_argument("--quadrature", default="lstsq-weights", choices=["lstsq-weights", "dh", "lstsq"],
+                   help="lstsq-weights: the authors' least-squares quadrature weights (default); dh: Driscoll-Healy "
+                        "weights; lstsq: an unweighted least-squares fit of the coefficients (not the authors')")
     p.add_argument("--rotate-train", action="store_true", help="the 'R' training variant")
     p.add_argument("--rotate-test", action="store_true", help="rotate the test digits (the paper tests on rotated digits)")
     p.add_argument("--rotation-chunk", type=int, default=10, help="consecutive digits sharing one random rotation")

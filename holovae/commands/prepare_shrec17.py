@@ -46,7 +46,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output HDF5")
     p.add_argument("--bw", type=int, default=90, help="Driscoll-Healy bandwidth of the ray-cast grid (paper: 90)")
     p.add_argument("--lmax", type=int, default=14)
-    p.add_argument("--quadrature", default="dh", choices=["dh", "lstsq"])
+    p.add_argument("--quadrature", default="dh", choices=["dh", "lstsq-weights", "lstsq"],
+                   help="quadrature of the spherical Fourier transform (see holovae.transforms.spherical)")
     p.add_argument("--standardize", default="spherical-cnns", choices=["spherical-cnns", "none"],
                    help="subtract/divide each channel by Spherical CNNs' SHREC'17 mean/std (default) or leave raw")
     p.add_argument("--shard", type=int, default=0, help="0-based shard index")

@@ -182,7 +182,7 @@ def sphere_irreps(lmax: int) -> str:
     return "+".join(f"1x{l}e" for l in range(lmax + 1))
 
 
-def mnist_coefficients(images, bw: int = 30, lmax: int = 10, quadrature: str = "lstsq",
+def mnist_coefficients(images, bw: int = 30, lmax: int = 10, quadrature: str = "lstsq-weights",
                        chunk: int = 2000) -> torch.Tensor:
     """``images [N, H, W]`` -> spherical Fourier coefficients ``[N, (lmax+1)^2]`` float32,
     irreps :func:`sphere_irreps` ``(lmax)``; processed in chunks to bound memory."""
@@ -228,7 +228,7 @@ def _split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def prepare_mnist(images, labels, out_dir, *, bw: int = 30, lmax: int = 10,
-                  quadrature: str = "lstsq", val_fraction: float = 0.1,
+                  quadrature: str = "lstsq-weights", val_fraction: float = 0.1,
                   rotate_train: bool = False, rotate_test: bool = False, seed: int = 0,
                   test_images=None, test_labels=None, chunk: int = 10,
                   ids: Sequence[str] | None = None, test_ids: Sequence[str] | None = None,

@@ -4,11 +4,17 @@
 normalisation, orthonormal on the sphere), degrees l = 0..lmax, stored flat as the irreps
 ``1x0e+1x1e+...+1x{lmax}e`` (``(lmax+1)^2`` numbers, m = -l..l within a degree).
 
-Two quadratures on the grid of :mod:`holovae.transforms.grid` (``[..., 2bw (beta), 2bw (alpha)]``):
+Three quadratures on the grid of :mod:`holovae.transforms.grid` (``[..., 2bw (beta), 2bw (alpha)]``):
 
 - ``"dh"``: Driscoll-Healy weights; exact for band-limited signals with ``lmax < bw``.
-- ``"lstsq"``: least squares (pseudo-inverse of the sampled SH matrix), as the paper used for
-  MNIST; it also reproduces band-limited signals exactly and is the best fit otherwise.
+- ``"lstsq-weights"``: the authors' MNIST transform (lie_learn's
+  ``estimate_spherical_quadrature_weights``): one weight per grid point, the least-squares
+  (minimum-norm) solution of ``sum_p w_p Y_i(p) Y_j(p) = delta_ij`` for all degrees
+  ``<= lmax``, then ``f_lm = sum_p w_p f(p) Y_lm(p)``. Exact for band-limited signals; within
+  ~0.1% of ``"dh"`` on MNIST digits.
+- ``"lstsq"``: a least-squares *fit* of the coefficients to the samples (pseudo-inverse of the
+  sampled SH matrix). Also exact for band-limited signals, but unweighted: on a grid densest at
+  the poles it favours the polar samples and differs from the other two by ~9% on MNIST digits.
 
 Either way the transform is one matmul with a cached ``[(L+1)^2, 4 bw^2]`` analysis matrix.
 """
@@ -25,9 +31,9 @@ from .grid import dh_angles, dh_xyz
 
 __all__ = ["sft_irreps", "dh_weights", "spherical_fourier_transform",
            "inverse_spherical_fourier_transform", "rotate_grid_signal", "multichannel_sft_irreps",
-           "multichannel_spherical_fourier_transform"]
+           "multichannel_spherical_fourier_transform", "lstsq_quadrature_weights", "QUADRATURES"]
 
-_QUADRATURES = ("dh", "lstsq")
+QUADRATURES = ("dh", "lstsq-weights", "lstsq")
 
 
 def sft_irreps(lmax: int) -> o3.Irreps:
@@ -52,13 +58,16 @@ def dh_weights(bw: int) -> torch.Tensor:
 
 
 def _check(bw: int, lmax: int, quadrature: str) -> None:
-    if quadrature not in _QUADRATURES:
-        raise ValueError(f"quadrature must be one of {_QUADRATURES}, got {quadrature!r}")
+    if quadrature not in QUADRATURES:
+        raise ValueError(f"quadrature must be one of {QUADRATURES}, got {quadrature!r}")
     if lmax < 0 or bw < 1:
         raise ValueError(f"need lmax >= 0 and bw >= 1, got lmax={lmax}, bw={bw}")
     if quadrature == "dh" and lmax >= 2 * bw:
         raise ValueError(f"lmax={lmax} cannot be resolved on a grid of bandwidth {bw} (need lmax < 2*bw; "
                          f"exact for lmax < bw)")
+    if quadrature == "lstsq-weights" and 2 * lmax >= 2 * bw:
+        raise ValueError(f"lstsq-weights needs products of degree 2*lmax < 2*bw to be integrable on the grid, "
+                         f"got lmax={lmax}, bw={bw}")
     if quadrature == "lstsq" and (lmax + 1) ** 2 > 4 * bw * bw:
         raise ValueError(f"lstsq needs (lmax+1)^2 <= 4 bw^2 samples, got lmax={lmax}, bw={bw}")
 
@@ -70,8 +79,34 @@ def _synthesis64(bw: int, lmax: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=None)
+def lstsq_quadrature_weights(bw: int, lmax: int) -> torch.Tensor:
+    """The authors' least-squares quadrature weights ``w [4bw^2]`` (float64, grid row-major).
+
+    lie_learn solves ``B w = t`` by least squares, with one row per pair (i, j) of real SH of
+    degree <= lmax: ``B[(i,j), p] = Y_i(p) Y_j(p)``, ``t = delta_ij``. Products of harmonics of
+    degree <= L span exactly the harmonics of degree <= 2L, so ``B``'s row space is that of
+    ``Y2[p, k] = Y_k(p)`` (k: degree <= 2L), and the system says ``sum_p w_p Y_k(p) =
+    int Y_k = sqrt(4 pi) delta_k0``. It is consistent on a grid that integrates degree 2L exactly
+    (Driscoll-Healy weights do for 2L < 2bw), and then lstsq's minimum-norm solution is the
+    solution in that row space: ``w = Y2 (Y2^T Y2)^-1 e`` -- a [(2L+1)^2]^2 solve instead of
+    a [(L+1)^4, 4bw^2] least-squares problem (14,641 x 3,600 at bw 30, L 10).
+    """
+    Y2 = real_spherical_harmonics(2 * lmax, dh_xyz(bw, torch.float64).reshape(-1, 3))     # [P, (2L+1)^2]
+    e = torch.zeros(Y2.shape[1], dtype=torch.float64)
+    e[0] = math.sqrt(4 * math.pi)
+    w = Y2 @ torch.linalg.solve(Y2.T @ Y2, e)
+    Y = Y2[:, :(lmax + 1) ** 2]
+    residual = ((Y * w[:, None]).T @ Y - torch.eye(Y.shape[1], dtype=torch.float64)).abs().max()
+    if residual > 1e-8:   # would mean an inconsistent system, which the check in _check rules out
+        raise ArithmeticError(f"least-squares quadrature weights at bw={bw}, lmax={lmax}: residual {residual:.2e}")
+    return w
+
+
+@functools.lru_cache(maxsize=None)
 def _analysis64(bw: int, lmax: int, quadrature: str) -> torch.Tensor:
     Y = _synthesis64(bw, lmax)
+    if quadrature == "lstsq-weights":
+        return (Y * lstsq_quadrature_weights(bw, lmax)[:, None]).T.contiguous()
     if quadrature == "dh":
         # area element: w_j (beta) x 2 pi / (2 bw) (alpha, trapezoid: exact for |m| < 2bw)
         w = (dh_weights(bw)[:, None] * (math.pi / bw)).expand(2 * bw, 2 * bw).reshape(-1)
