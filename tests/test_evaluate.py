@@ -83,6 +83,22 @@ def test_linear_classifier_learns_and_the_lr_decays():
     assert linear_classifier_accuracy(zt, yt, zv, yv, ze, ye, patience=5) == res.test_accuracy   # seeded
 
 
+def test_linear_classifier_sees_z_unstandardised_unless_asked():
+    """The authors classify z as it is: a feature scale the data does not explain (a large
+    offset here) changes the unstandardised fit and not the standardised one, whose first
+    layer sees the same standardised features either way."""
+    (zt, yt), (zv, yv), (ze, ye) = (blobs(60, spread=1.5, seed=s) for s in range(3))
+    shift = np.zeros(zt.shape[1])
+    shift[0] = 300.0
+    kw = dict(epochs=15, patience=5, early_stop=False)
+    std_a = fit_linear_classifier(zt, yt, zv, yv, ze, ye, standardize=True, **kw)
+    std_b = fit_linear_classifier(zt + shift, yt, zv + shift, yv, ze + shift, ye, standardize=True, **kw)
+    np.testing.assert_allclose(std_a.test_logits, std_b.test_logits, rtol=1e-4, atol=1e-4)
+    raw_a = fit_linear_classifier(zt, yt, zv, yv, ze, ye, **kw)
+    raw_b = fit_linear_classifier(zt + shift, yt, zv + shift, yv, ze + shift, ye, **kw)
+    assert np.abs(raw_a.test_logits - raw_b.test_logits).max() > 1.0
+
+
 def test_linear_classifier_is_not_fooled_by_random_labels():
     (zt, yt), (zv, yv), (ze, ye) = (blobs(40, seed=s) for s in range(3))
     rng = np.random.default_rng(0)
@@ -142,6 +158,18 @@ def test_evaluate_cli_end_to_end(tmp_path):
     assert r["equiv_relative_error_max"] < 1e-4 and r["latent_invariance_error"] < 1e-4
     assert r["equiv_error_mean"] < r["abs_value_mean"] and r["equiv_error_std"] >= 0 and r["abs_value_std"] >= 0
     assert not list(out.parent.glob(".*.tmp"))
+    # the authors' KNN protocol: scikit-learn's default KNeighborsClassifier on train + val latents
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from holovae.data.hdf5 import read_dataset
+    emb = {s: read_dataset(tmp_path / "emb" / f"{s}.h5") for s in ("train", "val", "test")}
+    ref = KNeighborsClassifier().fit(np.concatenate([emb["train"].extra["z"], emb["val"].extra["z"]]),
+                                     np.concatenate([emb["train"].labels, emb["val"].labels]))
+    assert r["knn_fit"] == "train+val" and r["lc_standardize"] is False
+    assert r["knn_acc"] == ref.score(emb["test"].extra["z"], emb["test"].labels)
+    assert main(argv[:-2] + ["--knn-fit", "train", "--out", str(tmp_path / "t.json")]) == 0
+    only_train = KNeighborsClassifier().fit(emb["train"].extra["z"], emb["train"].labels)
+    assert json.loads((tmp_path / "t.json").read_text())["knn_acc"] == only_train.score(emb["test"].extra["z"], emb["test"].labels)
 
     # a meta key that collides with a metric, and embeddings without labels, are clear errors
     assert main(argv[:-2] + ["--meta", "mse=1", "--out", str(tmp_path / "x.json")]) == 1

@@ -68,7 +68,7 @@ def _write_json_atomic(obj: dict, path: Path) -> None:
 
 def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivariance_samples: int = 1000,
                    n_clusters: int = 10, seed: int = 0, device: str = "cpu", cv_folds: int = 0,
-                   retrieval: bool = False) -> dict:
+                   retrieval: bool = False, knn_fit: str = "train+val", lc_standardize: bool = False) -> dict:
     """All metrics of one model (the keys of the output JSON, without the --meta pairs).
 
     ``cv_folds > 0``: the classifiers are fitted by stratified cross-validation on the test
@@ -76,7 +76,9 @@ def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivari
     and ``n_train`` is left to the caller's metadata.
     ``retrieval``: also the SHREC'17 retrieval metrics (:mod:`holovae.evaluate.retrieval`) of the
     linear classifier's test predictions (keys ``micro_precision`` ... ``macro_ndcg``); the test
-    data's ``classes`` / ``subclasses`` attributes and ``sublabels`` grade the NDCG."""
+    data's ``classes`` / ``subclasses`` attributes and ``sublabels`` grade the NDCG.
+    ``knn_fit``: the KNN classifier's reference set, ``"train+val"`` (the authors' classifiers) or
+    ``"train"``; ``lc_standardize``: standardise z for the linear classifier (the authors do not)."""
     import numpy as np
     import torch
     from e3nn import o3
@@ -122,17 +124,27 @@ def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivari
         raise ValueError("retrieval metrics need the train/val/test protocol, not --cv-folds")
     if cv_folds:
         log.info("linear classifier and KNN on z: %d-fold cross-validation on %d test samples", cv_folds, len(y["test"]))
-        res.update(cross_validated_accuracies(z["test"], y["test"], folds=cv_folds, seed=seed))
+        res.update(cross_validated_accuracies(z["test"], y["test"], folds=cv_folds, seed=seed,
+                                              standardize=lc_standardize))
         res["classifier_protocol"] = f"{cv_folds}-fold CV on test"
     else:
         log.info("linear classifier and KNN on z (train %d, val %d, test %d)", len(y["train"]), len(y["val"]), len(y["test"]))
         lc = fit_linear_classifier(z["train"], y["train"], z["val"], y["val"], z["test"], y["test"],
-                                   seed=seed, early_stop=False)  # the paper: all 250 epochs
+                                   seed=seed, early_stop=False,   # the paper: all 250 epochs
+                                   standardize=lc_standardize)
         res["lc_acc"] = lc.test_accuracy
         if retrieval:
             res.update(_retrieval_metrics(lc, test, y["test"]))
-        res["knn_acc"] = knn_accuracy(z["train"], y["train"], z["test"], y["test"])
+        if knn_fit == "train+val":
+            z_ref, y_ref = np.concatenate([z["train"], z["val"]]), np.concatenate([y["train"], y["val"]])
+        elif knn_fit == "train":
+            z_ref, y_ref = z["train"], y["train"]
+        else:
+            raise ValueError(f"knn_fit must be 'train+val' or 'train', got {knn_fit!r}")
+        res["knn_acc"] = knn_accuracy(z_ref, y_ref, z["test"], y["test"])
         res["classifier_protocol"] = "train/val/test"
+        res["knn_fit"] = knn_fit
+    res["lc_standardize"] = lc_standardize
 
     n_eq = min(equivariance_samples, len(test))
     idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:n_eq]
@@ -178,7 +190,8 @@ def run(args) -> None:
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     metrics = evaluate_model(args.model, args.embeddings, args.test_data, args.history,
                              equivariance_samples=args.equivariance_samples, n_clusters=args.clusters,
-                             seed=args.seed, device=device, cv_folds=args.cv_folds, retrieval=args.retrieval)
+                             seed=args.seed, device=device, cv_folds=args.cv_folds, retrieval=args.retrieval,
+                             knn_fit=args.knn_fit, lc_standardize=args.lc_standardize)
     clash = sorted(set(meta) & set(metrics))
     if clash:
         raise ValueError(f"--meta keys {clash} collide with metric names")
@@ -202,6 +215,11 @@ def register(sub) -> None:
     e.add_argument("--retrieval", action="store_true",
                    help="also the SHREC'17 retrieval metrics (P@N, R@N, F1@N, mAP, NDCG; micro and macro) of the "
                         "linear classifier's test predictions")
+    e.add_argument("--knn-fit", default="train+val", choices=["train+val", "train"],
+                   help="the KNN classifier's reference latents: training + validation (the authors', default) "
+                        "or training only")
+    e.add_argument("--lc-standardize", action="store_true",
+                   help="standardise z (training mean / std) before the linear classifier (the authors do not)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="cpu")
     e.add_argument("--threads", type=int, default=None)

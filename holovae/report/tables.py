@@ -26,7 +26,8 @@ EQUIV = ("equiv_error_mean", "equiv_error_std", "abs_value_mean", "abs_value_std
 TP_LABEL = {"efficient": "ETP", "full": "Full-TP"}  # our eval's tp -> the paper's tp_type
 
 OURS_VS_PAPER = ("Columns `<metric>` are from our run, `<metric>_paper` from the paper (Visani et al., "
-                 "Holographic-(V)AE); an empty paper cell means the paper has no matching row.")
+                 "Holographic-(V)AE); an empty paper cell means the paper has no matching row. Where the run "
+                 "follows the paper's text, the authors' code, or neither: docs/fidelity.md.")
 COSINE_NOTE = ("`cosine` is the degree-weighted cosine loss the paper reports (the authors' definition); "
                "`cosine_plain` is the unweighted cosine loss (ours only).")
 UNITS_LOST = "paper (units lost in transcription; compare orders of magnitude)"
@@ -92,7 +93,7 @@ def build_table(name: str, evals: list[dict], paper: list[dict] | None = None) -
         paper = load_paper(spec.paper_csv) if spec.paper_csv else []
     built = spec.build(evals, paper)
     rows = [{c: r.get(c) for c in spec.columns} for r in built.rows]  # fixed column order
-    lines = list(built.notes)
+    lines = list(built.notes) + _classifier_notes(evals)
     if built.not_run:
         lines.append("Paper rows not run here: " + "; ".join(built.not_run) + ".")
     elif spec.paper_csv:
@@ -101,6 +102,23 @@ def build_table(name: str, evals: list[dict], paper: list[dict] | None = None) -
 
 
 # ---------------------------------------------------------------- helpers
+
+def _classifier_notes(evals: list[dict]) -> list[str]:
+    """How the latent classifiers of these evals were fitted (docs/fidelity.md#evaluation)."""
+    fits = sorted({e["knn_fit"] for e in evals if e.get("knn_fit")})
+    scaling = sorted({bool(e["lc_standardize"]) for e in evals if "lc_standardize" in e})
+    parts = []
+    if fits:
+        parts.append("KNN (scikit-learn's defaults) fitted on the " +
+                     " / ".join({"train+val": "training + validation", "train": "training"}[f] for f in fits) +
+                     " latents")
+    if scaling:
+        parts.append("linear classifier on " + " / ".join("standardised z" if v else "z as it is" for v in scaling))
+    if not parts:
+        return []
+    return ["Classifiers: " + "; ".join(parts) + " (the authors' protocol is training + validation latents, "
+            "z as it is: docs/fidelity.md#evaluation)."]
+
 
 def match(ours, paper, our_key, paper_key):
     """Pair each eval with the paper row of equal key.

@@ -235,7 +235,7 @@ rule evaluate_aminoacids:
     params:
         emb_dir=lambda wc, input: os.path.dirname(input.embeddings),
         meta=lambda wc: amino_meta(wc.run),
-        ev=config["evaluate"],
+        ev_args=evaluate_args(),
         folds=lambda wc: AMINO["cv_folds"],
     log:
         f"{RESULTS}/logs/evaluate/aminoacids/{{run}}.log",
@@ -248,8 +248,8 @@ rule evaluate_aminoacids:
     shell:
         "holovae evaluate --model {input.model} --embeddings {params.emb_dir} --test-data {input.test}"
         " --history {input.history} {params.meta} --cv-folds {params.folds} --clusters 20"
-        " --equivariance-samples {params.ev[equivariance_samples]}"
-        " --seed {params.ev[seed]} --threads {threads} --out {output} > {log} 2>&1"
+        " {params.ev_args}"
+        " --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule figure_aminoacids_latent:

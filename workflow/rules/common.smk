@@ -60,6 +60,14 @@ def as_set_args(settings):
     return " ".join(args)
 
 
+def evaluate_args():
+    """`holovae evaluate` options from config `evaluate` (shared by every dataset)."""
+    ev = config["evaluate"]
+    args = (f"--equivariance-samples {ev['equivariance_samples']} --seed {ev['seed']}"
+            f" --knn-fit {ev['knn_fit']}")
+    return args + (" --lc-standardize" if ev["lc_standardize"] else "")
+
+
 def mnist_data(wildcards):
     split = mnist_train_split(wildcards)
     return {p: f"{RESULTS}/mnist/data/{split}/{p}.h5" for p in ("train", "val", "test")}

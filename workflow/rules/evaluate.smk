@@ -12,7 +12,7 @@ rule evaluate_mnist:
     params:
         meta=lambda wc: mnist_variant_meta(wc.variant),
         emb_dir=lambda wc, input: os.path.dirname(input.embeddings[0]),
-        ev=config["evaluate"],
+        ev_args=evaluate_args(),
     log:
         f"{RESULTS}/logs/evaluate/mnist/{{variant}}.log",
     benchmark:
@@ -23,5 +23,5 @@ rule evaluate_mnist:
         runtime=60,
     shell:
         "holovae evaluate --model {input.model} --embeddings {params.emb_dir} --test-data {input.test}"
-        " --history {input.history} {params.meta} --equivariance-samples {params.ev[equivariance_samples]}"
-        " --seed {params.ev[seed]} --threads {threads} --out {output} > {log} 2>&1"
+        " --history {input.history} {params.meta} {params.ev_args}"
+        " --threads {threads} --out {output} > {log} 2>&1"

@@ -197,7 +197,7 @@ rule evaluate_proteins:
         f"{RESULTS}/proteins/eval/{{variant}}.json",
     params:
         emb_dir=lambda wc, input: os.path.dirname(input.embeddings[0]),
-        ev=config["evaluate"],
+        ev_args=evaluate_args(),
     log:
         f"{RESULTS}/logs/evaluate/proteins/{{variant}}.log",
     benchmark:
@@ -209,8 +209,8 @@ rule evaluate_proteins:
     shell:
         "holovae evaluate --model {input.model} --embeddings {params.emb_dir} --test-data {input.test}"
         " --history {input.history} --meta variant={wildcards.variant} --meta 'dataset=Protein NBs'"
-        " --clusters 20 --equivariance-samples {params.ev[equivariance_samples]}"
-        " --seed {params.ev[seed]} --threads {threads} --out {output} > {log} 2>&1"
+        " --clusters 20 {params.ev_args}"
+        " --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule figure_proteins_umap:

@@ -216,7 +216,7 @@ rule evaluate_shrec17:
         f"{SHREC_DIR}/eval/{{variant}}.json",
     params:
         emb_dir=lambda wc, input: os.path.dirname(input.embeddings[0]),
-        ev=config["evaluate"],
+        ev_args=evaluate_args(),
         data=lambda wc: shlex.quote(f"data={shrec_data_label()}"),
     log:
         f"{RESULTS}/logs/evaluate/shrec17/{{variant}}.log",
@@ -231,5 +231,5 @@ rule evaluate_shrec17:
         "holovae evaluate --model {input.model} --embeddings {params.emb_dir} --test-data {input.test}"
         " --history {input.history} --meta variant={wildcards.variant} --meta dataset=Shrec17 --meta split=R/R"
         " --meta {params.data} --meta bw={SHREC[bw]} --retrieval --clusters 0"
-        " --equivariance-samples {params.ev[equivariance_samples]}"
-        " --seed {params.ev[seed]} --threads {threads} --out {output} > {log} 2>&1"
+        " {params.ev_args}"
+        " --threads {threads} --out {output} > {log} 2>&1"
