@@ -16,9 +16,16 @@ def kl_divergence(z_mean: torch.Tensor, z_log_var: torch.Tensor) -> torch.Tensor
     return kl.mean() / z_mean.shape[1]
 
 
-def scaled_mse(x_rec: torch.Tensor, x: torch.Tensor, lambda_x: float) -> torch.Tensor:
-    """``lambda_x * mean((x_rec - x)^2)`` over every coefficient of the batch."""
-    return lambda_x * torch.mean((x_rec - x) ** 2)
+def scaled_mse(x_rec: torch.Tensor, x: torch.Tensor, lambda_x: float, scale=1.0) -> torch.Tensor:
+    """``lambda_x * mean(((x_rec - x) / scale)^2)`` over every coefficient of the batch.
+
+    ``scale``: the data's normalising constant (``HVAE.input_scale``). The authors compute the
+    MSE on data divided by it, so that ``lambda_x`` and the KL weight mean the same thing on
+    data of any magnitude (multiplying the data by 10 leaves the loss unchanged).
+    """
+    if isinstance(scale, torch.Tensor):
+        scale = scale.to(x_rec.dtype)
+    return lambda_x * torch.mean(((x_rec - x) / scale) ** 2)
 
 
 def cosine_loss(x_rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -46,21 +53,36 @@ def weighted_cosine_loss(x_rec: torch.Tensor, x: torch.Tensor, irreps) -> torch.
 
 
 def kl_weight(epoch: int, lambda_kl: float, no_kl_epochs: int, warmup_kl_epochs: int) -> float:
-    """KL warm-up: 0 for ``no_kl_epochs``, linear up to ``lambda_kl`` over ``warmup_kl_epochs``, then constant.
-
-    ``epoch`` counts from 0; during the ramp epoch ``no_kl + k`` gets ``lambda_kl * (k+1)/warmup``.
-    """
+    """KL warm-up as the authors wrote it: 0 for ``no_kl_epochs``, then
+    ``linspace(0, lambda_kl, warmup_kl_epochs)`` (the ramp starts at 0 and reaches ``lambda_kl``
+    on its last epoch), then ``lambda_kl``. ``epoch`` counts from 0."""
     if epoch < no_kl_epochs:
         return 0.0
-    if warmup_kl_epochs <= 0:
+    k = epoch - no_kl_epochs
+    if k >= warmup_kl_epochs:
         return lambda_kl
-    return lambda_kl * min(1.0, (epoch - no_kl_epochs + 1) / warmup_kl_epochs)
+    if warmup_kl_epochs == 1:   # numpy's linspace(0, b, 1) is [0]
+        return 0.0
+    return lambda_kl * k / (warmup_kl_epochs - 1)
 
 
-def learning_rate(epoch: int, lr: float, no_kl_epochs: int) -> float:
-    """Log-spaced from ``lr`` to ``lr/10`` over the first ``no_kl_epochs`` epochs, then ``lr/10``."""
-    if no_kl_epochs <= 1:
-        return lr / 10 if epoch >= no_kl_epochs else lr
-    if epoch >= no_kl_epochs:
-        return lr / 10
-    return lr * 10 ** (-epoch / (no_kl_epochs - 1))
+LR_SCHEDULES = ("log", "constant")
+
+
+def learning_rate(epoch: int, lr: float, lr_end: float, decay_epochs: int, schedule: str = "log") -> float:
+    """Learning rate of ``epoch`` (from 0).
+
+    ``"log"``: log-spaced from ``lr`` (epoch 0) to ``lr_end`` (epoch ``decay_epochs - 1``), then
+    held at ``lr_end`` -- the authors' ``log_decrease_until_end_of_warmup`` is
+    ``lr_end = lr/10, decay_epochs = no_kl_epochs``, their ``log_decrease_until_end_by_2_OM``
+    ``lr_end = lr/100, decay_epochs = epochs``. ``"constant"``: ``lr`` throughout.
+    """
+    if schedule == "constant":
+        return lr
+    if schedule != "log":
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: {list(LR_SCHEDULES)}")
+    if epoch >= decay_epochs:        # also every epoch when decay_epochs = 0, as numpy's empty logspace
+        return lr_end
+    if decay_epochs == 1:
+        return lr
+    return lr * (lr_end / lr) ** (epoch / (decay_epochs - 1))

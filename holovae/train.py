@@ -9,7 +9,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -19,7 +19,9 @@ from tqdm.auto import tqdm
 
 from . import distributed as dist_utils
 from .atomic import atomic_path, write_text_atomic
-from .losses import kl_divergence, kl_weight, learning_rate, scaled_mse, weighted_cosine_loss, cosine_loss
+from .fields import check_fields
+from .losses import (LR_SCHEDULES, cosine_loss, kl_divergence, kl_weight, learning_rate, scaled_mse,
+                     weighted_cosine_loss)
 from .models import HVAE, HVAEConfig
 
 log = logging.getLogger(__name__)
@@ -27,20 +29,48 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings (hyperparameters.md names). ``device``: "auto", "cpu", "cuda"."""
+    """Optimisation settings. Every field is type- and range-checked on construction (errors name
+    the key, ``train.<name>``); ``lr_end`` / ``lr_decay_epochs`` default to ``lr / 10`` / ``no_kl_epochs``
+    (the authors' ``log_decrease_until_end_of_warmup``). ``device``: "auto", "cpu", "cuda[:n]".
 
-    epochs: int = 80
-    batch_size: int = 100
-    lr: float = 1e-3
-    lambda_x: float = 50.0
-    lambda_kl: float = 0.2
-    no_kl_epochs: int = 25
-    warmup_kl_epochs: int = 35
+    The fidelity ledger (docs/fidelity.md) says which value each experiment uses and why.
+    """
+
+    epochs: int = field(default=80, metadata={"min": 0})
+    batch_size: int = field(default=100, metadata={"min": 2})     # batch norm needs two samples
+    lr: float = field(default=1e-3, metadata={"gt": 0})
+    lr_schedule: str = field(default="log", metadata={"choices": LR_SCHEDULES})
+    lr_end: Optional[float] = field(default=None, metadata={"gt": 0})
+    lr_decay_epochs: Optional[int] = field(default=None, metadata={"min": 0})
+    weight_decay: float = field(default=0.0, metadata={"min": 0})
+    lambda_x: float = field(default=50.0, metadata={"gt": 0})
+    lambda_kl: float = field(default=0.2, metadata={"min": 0})
+    no_kl_epochs: int = field(default=25, metadata={"min": 0})
+    warmup_kl_epochs: int = field(default=35, metadata={"min": 0})
+    validations_per_epoch: int = field(default=1, metadata={"min": 1})
+    val_sample_z: bool = True
     seed: int = 0
     device: str = "auto"
     amp: bool = False
-    num_threads: Optional[int] = None
+    num_threads: Optional[int] = field(default=None, metadata={"min": 1})
     progress: bool = True
+
+    def __post_init__(self):
+        check_fields(self, "train")
+        if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
+            raise ValueError(f"train.device: must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+    @property
+    def final_lr(self) -> float:
+        return self.lr / 10 if self.lr_end is None else self.lr_end
+
+    @property
+    def decay_epochs(self) -> int:
+        return self.no_kl_epochs if self.lr_decay_epochs is None else self.lr_decay_epochs
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (from 0), see :func:`holovae.losses.learning_rate`."""
+        return learning_rate(epoch, self.lr, self.final_lr, self.decay_epochs, self.lr_schedule)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -105,7 +135,10 @@ _METRICS = ("loss", "mse", "kl", "cosine", "cosine_weighted")
 
 @torch.no_grad()
 def evaluate(model: HVAE, x: torch.Tensor, cfg: TrainConfig, lambda_kl: float, device: torch.device) -> dict:
-    """Mean loss terms and cosine metrics of ``model`` (eval mode) on ``x [N, dim]``."""
+    """Mean loss terms and cosine metrics of ``model`` (eval mode: running batch-norm
+    statistics) on ``x [N, dim]``. The MSE is on normalised data, as in training; a VAE samples
+    ``z`` when ``cfg.val_sample_z`` (the authors' validation does: their reparameterisation
+    always samples), so the validation loss estimates the training objective."""
     sums = _evaluate_sums(model, x, cfg, lambda_kl, device)
     return {k: v / len(x) for k, v in sums.items()}
 
@@ -124,8 +157,8 @@ def _evaluate_sums(model: HVAE, x: torch.Tensor, cfg: TrainConfig, lambda_kl: fl
     sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0, "cosine": 0.0, "cosine_weighted": 0.0}
     for idx in _batches(len(x), max(cfg.batch_size, 256), None):
         xb = x[idx].to(device)
-        out = model(xb)
-        mse = scaled_mse(out["x_rec"], xb, cfg.lambda_x)
+        out = model(xb, sample=cfg.val_sample_z)
+        mse = scaled_mse(out["x_rec"], xb, cfg.lambda_x, model.input_scale)
         kl = kl_divergence(out["z_mean"], out["z_log_var"]) if out["z_log_var"] is not None else torch.zeros(())
         n = len(idx)
         sums["mse"] += float(mse) * n
@@ -138,9 +171,17 @@ def _evaluate_sums(model: HVAE, x: torch.Tensor, cfg: TrainConfig, lambda_kl: fl
 
 def train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, cfg: TrainConfig,
           out_dir, on_epoch: Optional[Callable[[dict], None]] = None,
-          distributed: Optional[bool] = None) -> HVAE:
-    """Train an H-(V)AE; write ``out_dir/{best.pt,last.pt,history.json}``. Resumes from
-    ``last.pt`` when it exists and belongs to the same configs. Returns the best model.
+          distributed: Optional[bool] = None, model_extra: Optional[dict] = None) -> HVAE:
+    """Train an H-(V)AE; write ``out_dir/{best.pt,last.pt,history.json}``. Returns the best model.
+
+    ``last.pt`` is the resume checkpoint, written after every epoch: a rerun resumes from it when
+    it belongs to the same settings and data, and starts over (logged) when they changed. It holds
+    the best state too, so ``best.pt`` and ``history.json`` -- written once, at the end -- are the
+    same whether or not the run was interrupted (and rebuilt if they were deleted).
+    ``model_extra`` is stored in ``best.pt`` beside the weights (e.g. the data's transform).
+
+    Validation (``cfg.validations_per_epoch`` times per epoch) picks the best state: the lowest
+    validation loss with the final KL weight, once a VAE's warm-up is over.
 
     ``distributed``: ``None`` trains data-parallel when a ``torch.distributed`` process group of
     several processes exists (``holovae train`` under ``torchrun`` creates one), ``True`` also
@@ -166,14 +207,36 @@ def train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, 
         group_created = True
     try:
         parallel = distributed is not False and dist_utils.active()
-        return _train(model_config, train_x, val_x, cfg, out_dir, on_epoch, parallel, distributed is False)
+        return _train(model_config, train_x, val_x, cfg, out_dir, on_epoch, parallel, distributed is False,
+                      model_extra or {})
     finally:
         if group_created:
             dist_utils.cleanup()
 
 
+# A training loss this many times the untrained model's is a divergence, not a bad epoch.
+DIVERGENCE_RATIO = 1e4
+
+
+def _validation_steps(n_batches: int, per_epoch: int) -> set[int]:
+    """Batch indices (from 0) after which to validate: every ``n_batches // per_epoch`` batches,
+    as the authors' loop records (so a remainder of batches can follow the last check)."""
+    every = max(1, n_batches // per_epoch)
+    return {i for i in range(n_batches) if i % every == every - 1}
+
+
+def _identity(model_config: HVAEConfig, cfg: TrainConfig, train_x: torch.Tensor, val_x: torch.Tensor,
+              scale: float) -> dict:
+    """What a resume checkpoint must match: the settings that shape the run and a fingerprint
+    of the data (sizes and normalising constant)."""
+    skip = ("progress", "device", "num_threads")
+    return {"model": model_config.to_dict(), "train": {k: v for k, v in asdict(cfg).items() if k not in skip},
+            "data": {"train": list(train_x.shape), "val": list(val_x.shape), "scale": scale}}
+
+
 def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, cfg: TrainConfig,
-           out_dir, on_epoch: Optional[Callable[[dict], None]], parallel: bool, unsynced: bool) -> HVAE:
+           out_dir, on_epoch: Optional[Callable[[dict], None]], parallel: bool, unsynced: bool,
+           model_extra: dict) -> HVAE:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rank, world = (dist_utils.rank(), dist_utils.world_size()) if parallel else (0, 1)
@@ -181,14 +244,17 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
     device = dist_utils.device_for(cfg.device) if parallel else resolve_device(cfg.device)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    if len(train_x) == 0 or len(val_x) == 0:
-        raise ValueError(f"empty training ({len(train_x)}) or validation ({len(val_x)}) set")
+    if len(train_x) < 2 or len(val_x) == 0:
+        raise ValueError(f"need at least 2 training and 1 validation samples, got {len(train_x)} and {len(val_x)}")
     for name, x in (("training", train_x), ("validation", val_x)):
         if not torch.isfinite(x).all():
             raise ValueError(f"{name} coefficients contain NaN or inf")
     seed_everything(cfg.seed)
     model = HVAE(model_config)
-    model.input_scale.fill_(normalizing_constant(train_x, model_config.irreps_in))
+    scale = normalizing_constant(train_x, model_config.irreps_in)
+    if not scale > 0:
+        raise ValueError("the training coefficients are all zero: nothing to learn")
+    model.input_scale.fill_(scale)
     model.to(device)
     if unsynced:
         for m in model.modules():
@@ -196,21 +262,22 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
                 m.sync_stats = False
     if parallel and rank > 0:   # independent VAE noise per process (the model is initialised already)
         torch.manual_seed(cfg.seed + 7919 * rank)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and device.type == "cuda"
     if cfg.amp and not use_amp:
         log.warning("mixed precision requested but the device is %s: training in float32", device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start_epoch, history, best_val = 0, [], math.inf
+    start_epoch, history, best_val, best = 0, [], math.inf, None
     final_kl = cfg.lambda_kl if model_config.vae else 0.0
-    configs = {"model": model_config.to_dict(), "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "device", "num_threads")}}
+    identity = _identity(model_config, cfg, train_x, val_x, scale)
 
+    # The resume checkpoint is not an output Snakemake knows of, so it survives the cleanup of an
+    # interrupted job; it carries everything the outputs are made of (the best state included),
+    # so best.pt and history.json are rewritten from it even when the run had already finished.
     last = out / "last.pt"
-    if last.exists():
-        ckpt = torch.load(last, map_location=device, weights_only=False)
-        if ckpt.get("configs") != configs:
-            raise ValueError(f"{last} was written with other settings; delete {out} to start over")
+    ckpt = _load_resume_checkpoint(last, identity, device, main)
+    if ckpt is not None:
         model.load_state_dict(ckpt["state_dict"])
         opt.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
@@ -225,9 +292,9 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
                 torch.set_rng_state(ckpt["torch_rng"])
             else:
                 torch.manual_seed(cfg.seed + 7919 * rank + 104729 * (ckpt["epoch"] + 1))
-        start_epoch, history, best_val = ckpt["epoch"] + 1, ckpt["history"], ckpt["best_val"]
+        start_epoch, history, best_val, best = ckpt["epoch"] + 1, ckpt["history"], ckpt["best_val"], ckpt["best"]
         if main:
-            log.info("resuming from %s at epoch %d", last, start_epoch)
+            log.info("resuming from %s after epoch %d of %d", last, start_epoch, cfg.epochs)
 
     net = model
     if parallel:
@@ -238,75 +305,65 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
                    else {"broadcast_buffers": False})
         net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
 
-    if cfg.epochs == 0 and main:
+    def validate() -> dict:
+        if parallel:
+            return _evaluate_distributed(model, val_x, cfg, final_kl, device, rank, world)
+        return evaluate(model, val_x, cfg, final_kl, device)
+
+    if cfg.epochs == 0 and best is None:
         # the untrained model as "best": the n_train = 0 baseline of the paper's data ablation
-        save_model(model, out / "best.pt", {"epoch": 0, "val": evaluate(model, val_x, cfg, final_kl, device)})
+        best = {"epoch": 0, "val": validate(), "state_dict": _cpu_state(model)}
+    initial_loss = ckpt["initial_loss"] if ckpt is not None else None
+    n_batches = -(-len(train_x) // cfg.batch_size)
+    checks = _validation_steps(n_batches, cfg.validations_per_epoch)
     for epoch in range(start_epoch, cfg.epochs):
         lam_kl = kl_weight(epoch, final_kl, cfg.no_kl_epochs, cfg.warmup_kl_epochs) if model_config.vae else 0.0
         for g in opt.param_groups:
-            g["lr"] = learning_rate(epoch, cfg.lr, cfg.no_kl_epochs)
-        net.train()
-        tot, n, t_epoch = 0.0, 0, time.perf_counter()
+            g["lr"] = cfg.lr_at(epoch)
+        # the best model is judged with the final KL weight, i.e. once warm-up is over for a VAE
+        eligible = not model_config.vae or epoch + 1 >= cfg.no_kl_epochs + cfg.warmup_kl_epochs or epoch + 1 == cfg.epochs
+        tot, n, t_epoch, val_checks = 0.0, 0, time.perf_counter(), []
         bar = tqdm(list(_batches(len(train_x), cfg.batch_size, gen)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    disable=not cfg.progress or not main, leave=False)
-        for idx in bar:
-            if len(idx) < 2:  # batch statistics need two samples
-                continue
-            if parallel:
-                if len(idx) < world:   # some process would get no sample: skipped (see train())
-                    if main:
-                        log.warning("epoch %d: skipping a last batch of %d < %d processes", epoch + 1, len(idx), world)
-                    continue
-                shard = idx.tensor_split(world)[rank]
-                xb = train_x[shard].to(device, non_blocking=True)
-            else:
-                xb = train_x[idx].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                o = net(xb)
-                loss = scaled_mse(o["x_rec"].float(), xb, cfg.lambda_x)
-                if o["z_log_var"] is not None and lam_kl > 0:
-                    loss = loss + lam_kl * kl_divergence(o["z_mean"].float(), o["z_log_var"].float())
-            if parallel:
-                # the global batch's mean loss, on every process (one small all-reduce per step)
-                global_loss = dist_utils.all_reduce_sum(loss.detach().float() * len(shard)).item() / len(idx)
-                if not math.isfinite(global_loss):
-                    raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}")
-                # DDP averages the gradients of the processes: weight the shard's mean loss so
-                # that the average is the gradient of the global batch's mean loss
-                backprop = loss * (len(shard) * world / len(idx))
-            else:
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}")
-                backprop = loss
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(backprop).backward()
-            scaler.step(opt)
-            scaler.update()
-            tot += (global_loss if parallel else loss.item()) * len(idx)
-            n += len(idx)
-            bar.set_postfix(loss=f"{tot / n:.4f}")
-        seconds = time.perf_counter() - t_epoch   # training only, validation excluded
-        if parallel:
-            val = _evaluate_distributed(model, val_x, cfg, final_kl, device, rank, world)
-        else:
-            val = evaluate(model, val_x, cfg, final_kl, device)
+        for step, idx in enumerate(bar):
+            net.train()
+            if len(idx) >= 2 and not (parallel and len(idx) < world):
+                batch_loss = _train_step(net, model, opt, scaler, train_x, idx, cfg, lam_kl, device, use_amp,
+                                         parallel, rank, world, epoch)
+                if initial_loss is None:
+                    initial_loss = batch_loss
+                tot += batch_loss * len(idx)
+                n += len(idx)
+                bar.set_postfix(loss=f"{tot / n:.4f}")
+            elif parallel and len(idx) >= 2 and main:   # some process would get no sample: skipped
+                log.warning("epoch %d: skipping a last batch of %d < %d processes", epoch + 1, len(idx), world)
+            if step in checks:   # batch-norm statistics need two samples: 1-sample batches are skipped
+                val = validate()
+                val_checks.append(val)
+                if eligible and val["loss"] < best_val:
+                    best_val = val["loss"]
+                    best = {"epoch": epoch + 1, "step": step + 1, "val": val, "state_dict": _cpu_state(model)}
+        seconds = time.perf_counter() - t_epoch   # validation included when checked within the epoch
+        train_loss = tot / max(n, 1)
+        val = val_checks[-1]
+        for what, value in (("training", train_loss), ("validation", val["loss"])):
+            if not math.isfinite(value) or (initial_loss and value > DIVERGENCE_RATIO * initial_loss):
+                raise FloatingPointError(
+                    f"training diverged at epoch {epoch + 1}: {what} loss {value:.4g} (the untrained model's "
+                    f"first batch: {initial_loss:.4g}); lower train.lr (now {cfg.lr_at(epoch):.3g})")
         rec = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "lambda_kl": lam_kl,
-               "train_loss": tot / max(n, 1), "seconds": seconds, **{f"val_{k}": v for k, v in val.items()}}
+               "train_loss": train_loss, "seconds": seconds, **{f"val_{k}": v for k, v in val.items()}}
+        if len(val_checks) > 1:
+            rec["val_loss_checks"] = [v["loss"] for v in val_checks]
         if parallel:
             rec["processes"] = world
         history.append(rec)
         if main:
             log.info(json.dumps(rec))
-        # the best model is judged with the final KL weight, i.e. once warm-up is over for a VAE
-        eligible = not model_config.vae or epoch + 1 >= cfg.no_kl_epochs + cfg.warmup_kl_epochs or epoch + 1 == cfg.epochs
-        # val is all-reduced, hence identical on every process, and so is this decision
-        if eligible and val["loss"] < best_val:
-            best_val = val["loss"]
-            if main:
-                save_model(model, out / "best.pt", {"epoch": epoch + 1, "val": val})
-        state = {"configs": configs, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+        state = {"identity": identity, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                  "scaler": scaler.state_dict(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                 "epoch": epoch, "history": history, "best_val": best_val}
+                 "epoch": epoch, "history": history, "best_val": best_val, "best": best,
+                 "initial_loss": initial_loss}
         if parallel:   # a collective: every process takes part
             states = [None] * world
             torch.distributed.all_gather_object(states, torch.get_rng_state())
@@ -315,8 +372,85 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
             _atomic_save(state, last)
         if on_epoch is not None:
             on_epoch(rec)
+    if best is None:
+        raise RuntimeError(f"{out}: no eligible validation (a VAE is judged after its KL warm-up)")
     if main:
+        _write_best(model, {**model_extra, **best}, out / "best.pt")
         write_text_atomic(out / "history.json", json.dumps(history, indent=1))
     if parallel:
         dist_utils.barrier()   # best.pt is written
     return load_model(out / "best.pt", device)
+
+
+def _cpu_state(model: HVAE) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _write_best(model: HVAE, best: dict, path: Path) -> None:
+    """``best.pt`` from the best state kept in memory / in the resume checkpoint."""
+    current = _cpu_state(model)
+    model.load_state_dict(best["state_dict"])
+    try:
+        save_model(model, path, {k: v for k, v in best.items() if k != "state_dict"})
+    finally:
+        model.load_state_dict(current)
+
+
+def _load_resume_checkpoint(path: Path, identity: dict, device, main: bool) -> Optional[dict]:
+    """The resume checkpoint at ``path`` if it belongs to this run, else None (a changed setting
+    or data starts the run over, logged; an unreadable file too)."""
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:   # a torn or foreign file: start over rather than fail every rerun
+        if main:
+            log.warning("%s is unreadable (%s): starting over", path, exc)
+        return None
+    if not isinstance(ckpt, dict) or ckpt.get("identity") != identity:
+        if main:
+            old = ckpt.get("identity") if isinstance(ckpt, dict) else None
+            log.warning("%s was written with other settings or data%s: starting over", path, _diff(old, identity))
+        return None
+    return ckpt
+
+
+def _diff(old: Optional[dict], new: dict) -> str:
+    if not isinstance(old, dict):
+        return ""
+    changed = [f"{section}.{k}: {old.get(section, {}).get(k)!r} -> {v!r}"
+               for section in new for k, v in new[section].items()
+               if not isinstance(old.get(section), dict) or old[section].get(k) != v]
+    return f" ({'; '.join(changed[:6])})" if changed else ""
+
+
+def _train_step(net, model: HVAE, opt, scaler, train_x: torch.Tensor, idx: torch.Tensor, cfg: TrainConfig,
+                lam_kl: float, device, use_amp: bool, parallel: bool, rank: int, world: int, epoch: int) -> float:
+    """One optimiser step on the batch ``idx``; returns the batch's mean loss (global under DDP)."""
+    if parallel:
+        shard = idx.tensor_split(world)[rank]
+        xb = train_x[shard].to(device, non_blocking=True)
+    else:
+        xb = train_x[idx].to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        o = net(xb)
+        loss = scaled_mse(o["x_rec"].float(), xb, cfg.lambda_x, model.input_scale)
+        if o["z_log_var"] is not None and lam_kl > 0:
+            loss = loss + lam_kl * kl_divergence(o["z_mean"].float(), o["z_log_var"].float())
+    if parallel:
+        # the global batch's mean loss, on every process (one small all-reduce per step)
+        value = dist_utils.all_reduce_sum(loss.detach().float() * len(shard)).item() / len(idx)
+        # DDP averages the gradients of the processes: weight the shard's mean loss so
+        # that the average is the gradient of the global batch's mean loss
+        backprop = loss * (len(shard) * world / len(idx))
+    else:
+        value = loss.item()
+        backprop = loss
+    if not math.isfinite(value):
+        raise FloatingPointError(f"training diverged at epoch {epoch + 1}: non-finite training loss; "
+                                 f"lower train.lr (now {cfg.lr_at(epoch):.3g})")
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(backprop).backward()
+    scaler.step(opt)
+    scaler.update()
+    return value

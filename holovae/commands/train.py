@@ -15,7 +15,7 @@ def run(args) -> None:
 
     from .. import distributed as dist_utils
     from ..config import load_run_config
-    from ..data.hdf5 import read_dataset
+    from ..data.hdf5 import read_dataset, read_irreps
     from ..train import train
 
     parallel = args.distributed
@@ -24,11 +24,13 @@ def run(args) -> None:
     elif parallel and not dist_utils.launched_by_torchrun():
         raise RuntimeError("--distributed needs a torchrun launch, e.g. "
                            "torchrun --standalone --nproc_per_node=2 -m holovae.cli train ...")
+    # every setting is checked (type and range, errors name the key) before the data is read
+    irreps = read_irreps(args.train)
+    model_cfg, train_cfg = load_run_config(args.config, args.set, irreps_in=str(irreps))
+    if o3.Irreps(model_cfg.irreps_in).simplify() != irreps.simplify():
+        raise ValueError(f"{args.config}: model irreps {model_cfg.irreps_in} do not match the data's {irreps} ({args.train})")
     tr = read_dataset(args.train)
     va = read_dataset(args.val, expected_irreps=tr.irreps)
-    model_cfg, train_cfg = load_run_config(args.config, args.set, irreps_in=str(tr.irreps))
-    if o3.Irreps(model_cfg.irreps_in).simplify() != tr.irreps.simplify():
-        raise ValueError(f"{args.config}: model irreps {model_cfg.irreps_in} do not match the data's {tr.irreps} ({args.train})")
     if args.threads:
         train_cfg.num_threads = args.threads
     train_cfg.progress = not args.no_progress
@@ -39,27 +41,16 @@ def run(args) -> None:
             logging.getLogger("holovae").setLevel(logging.WARNING)
         log.info("data-parallel training: %d processes (%s)", dist_utils.world_size(),
                  torch.distributed.get_backend())
+    # the training data's transform travels in the model file, so that new inputs
+    # (`holovae embed-structures`) are transformed exactly as the training data was
+    data_attrs = {k: v for k, v in tr.attrs.items() if k not in ("source_sha256", "concatenated_from")}
     try:
-        model = train(model_cfg, tr.coefficients, va.coefficients, train_cfg, args.out, distributed=parallel)
+        model = train(model_cfg, tr.coefficients, va.coefficients, train_cfg, args.out, distributed=parallel,
+                      model_extra={"data_attrs": data_attrs})
     finally:
         if created:
             dist_utils.cleanup()
-    best = Path(args.out) / "best.pt"
-    if not parallel or dist_utils.is_main():
-        _attach_data_attrs(best, tr.attrs)
-    log.info("best model: %s (%d parameters)", best, model.n_parameters())
-
-
-def _attach_data_attrs(model_path: Path, attrs: dict) -> None:
-    """Store the training data's transform parameters in the model file, so that new inputs
-    (``holovae embed-structures``) are transformed exactly as the training data was."""
-    import torch
-
-    from ..train import _atomic_save
-
-    ckpt = torch.load(model_path, map_location="cpu", weights_only=False)
-    ckpt["data_attrs"] = {k: v for k, v in attrs.items() if k not in ("source_sha256", "concatenated_from")}
-    _atomic_save(ckpt, model_path)
+    log.info("best model: %s (%d parameters)", Path(args.out) / "best.pt", model.n_parameters())
 
 
 def register(sub) -> None:

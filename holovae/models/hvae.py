@@ -6,7 +6,9 @@ from typing import Optional
 
 import torch
 
+from ..fields import check_fields
 from ..nn import CGBlock, SO3Linear, add_skip
+from ..nn.tensor_product import IMPLEMENTATIONS
 from ..so3.irreps import channels_from_irreps, features_to_flat, flat_to_features, irreps_from_channels
 from ..so3.rotations import rotate_flat
 from .frame import cartesian_to_vectors, frame_to_matrix, gram_schmidt, vectors_to_cartesian
@@ -24,29 +26,37 @@ class HVAEConfig:
     """
 
     irreps_in: str
-    latent_dim: int
-    channels: list[int]
-    degrees: list[int]
+    latent_dim: int = field(metadata={"min": 1})
+    channels: list[int] = field(metadata={"min": 1})
+    degrees: list[int] = field(metadata={"min": 1})
     vae: bool = False
-    initial_channels: Optional[int] = None
-    tp: str = "efficient"
-    tp_implementation: str = "auto"
+    initial_channels: Optional[int] = field(default=None, metadata={"min": 1})
+    tp: str = field(default="efficient", metadata={"choices": ("efficient", "full")})
+    tp_implementation: str = field(default="auto", metadata={"choices": IMPLEMENTATIONS})
     skip_connections: bool = True
-    decoder: str = "equivariant"
-    mlp_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    decoder: str = field(default="equivariant", metadata={"choices": ("equivariant", "mlp")})
+    mlp_hidden: list[int] = field(default_factory=lambda: [256, 256], metadata={"min": 1})
 
     def __post_init__(self):
+        check_fields(self, "model")
+        if not self.channels:
+            raise ValueError("model.channels: must list at least one block")
         if len(self.channels) != len(self.degrees):
-            raise ValueError(f"channels ({len(self.channels)}) and degrees ({len(self.degrees)}) must have the same length")
+            raise ValueError(f"model.channels ({len(self.channels)}) and model.degrees ({len(self.degrees)}) "
+                             f"must have the same length")
         if self.degrees[-1] != 1:
-            raise ValueError(f"the encoder must end at degree 1 (z and the frame), got degrees {self.degrees}")
-        if self.decoder not in ("equivariant", "mlp"):
-            raise ValueError(f"decoder must be 'equivariant' or 'mlp', got {self.decoder!r}")
-        data_channels = channels_from_irreps(self.irreps_in)
+            raise ValueError(f"model.degrees: the encoder must end at degree 1 (z and the frame), got {self.degrees}")
+        try:
+            data_channels = channels_from_irreps(self.irreps_in)
+        except (ValueError, AssertionError) as exc:
+            raise ValueError(f"model.irreps_in: not an irreps string ({exc})") from None
         if any(c == 0 for c in data_channels):
-            raise ValueError(f"irreps_in {self.irreps_in} must have every degree from 0 to its lmax")
+            raise ValueError(f"model.irreps_in: {self.irreps_in} must have every degree from 0 to its lmax")
+        if max(self.degrees) > len(data_channels) - 1:
+            raise ValueError(f"model.degrees: {self.degrees} go above the data's lmax {len(data_channels) - 1}")
         if self.initial_channels is None and self.tp == "efficient" and len(set(data_channels)) > 1:
-            raise ValueError(f"irreps_in {self.irreps_in} has different channels per degree: set initial_channels")
+            raise ValueError(f"model.initial_channels: irreps_in {self.irreps_in} has different channels per "
+                             f"degree: set initial_channels")
 
     @classmethod
     def from_dict(cls, d: dict) -> "HVAEConfig":
@@ -158,12 +168,13 @@ class HVAE(torch.nn.Module):
             h = self.final_projection(h)
         return features_to_flat(h) * scale
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, sample: Optional[bool] = None) -> dict:
+        """``sample``: draw ``z`` from the posterior (a VAE; default: in training mode only)."""
         if not torch.isfinite(x).all():
             raise ValueError("input coefficients contain NaN or inf")
         z_mean, z_log_var, frame = self.encode(x)
         z = z_mean
-        if z_log_var is not None and self.training:
+        if z_log_var is not None and (self.training if sample is None else sample):
             z = z_mean + torch.randn_like(z_mean) * torch.exp(0.5 * z_log_var)
         return {"z_mean": z_mean, "z_log_var": z_log_var, "z": z, "frame": frame, "x_rec": self.decode(z, frame)}
 
