@@ -2,7 +2,7 @@
 import importlib
 
 MODULES = ["prepare_mnist", "download", "train", "embed", "evaluate", "table", "figure", "prepare_structures", "merge", "embed_structures", "subset", "download_structures",
-           "prepare_lba", "lba_split", "lba_regress", "synthetic_meshes", "prepare_shrec17"]
+           "prepare_lba", "lba_split", "lba_regress", "synthetic_meshes", "prepare_shrec17", "scorecard"]
 
 
 def register_all(sub) -> None:

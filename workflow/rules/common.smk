@@ -115,4 +115,33 @@ def table_evals(wildcards):
 def all_targets():
     tables = expand(f"{RESULTS}/tables/{{table}}.{{ext}}", table=MNIST["tables"], ext=("csv", "md"))
     return (tables + mnist_figure_targets() + protein_targets() + amino_targets() + lba_targets()
-            + shrec_targets())
+            + shrec_targets() + [f"{RESULTS}/reproduction.md"])
+
+
+# what each data source is, for the scorecard's header
+SOURCE_TEXT = {
+    ("mnist", "embedded"): "the real MNIST digits shipped with holovae (thousands; the paper: 60,000 + 10,000)",
+    ("mnist", "download"): "the official MNIST files, 60,000 + 10,000 digits (as the paper)",
+    ("proteins", "embedded"): "ten structures shipped with holovae (the paper: ProteinNet CASP12, 10,957 structures)",
+    ("proteins", "directory"): "the structures of a folder (the paper: ProteinNet CASP12)",
+    ("proteins", "proteinnet"): "ProteinNet CASP12 (as the paper)",
+    ("aminoacids", "embedded"): "residues of ten structures shipped with holovae (the paper: ProteinNet CASP12)",
+    ("aminoacids", "directory"): "residues of the structures of a folder (the paper: ProteinNet CASP12)",
+    ("aminoacids", "proteinnet"): "residues of ProteinNet CASP12 (as the paper)",
+    ("lba", "embedded"): "complexes shipped with holovae (the paper: ATOM3D LBA, 4,463 complexes)",
+    ("lba", "directory"): "PDBbind-layout complexes of a folder (the paper: ATOM3D LBA)",
+    ("lba", "atom3d"): "ATOM3D LBA, 30% sequence-identity split (as the paper)",
+    ("shrec17", "synthetic"): "SYNTHETIC procedural meshes (SHREC'17's may not be redistributed)",
+    ("shrec17", "download"): "SHREC'17 perturbed (as the paper)",
+    ("shrec17", "directory"): "SHREC'17-layout meshes of a folder",
+}
+
+
+def scorecard_sources():
+    """`--source` options of `holovae scorecard`: each configured dataset's data."""
+    out = []
+    for section in ("mnist", "proteins", "aminoacids", "lba", "shrec17"):
+        if config.get(section):
+            text = SOURCE_TEXT[(section, config[section]["source"])]
+            out.append(f"--source {shlex.quote(f'{section}=config {section}.source: ' + config[section]['source'] + ', ' + text)}")
+    return " ".join(out)

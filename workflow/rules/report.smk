@@ -21,6 +21,25 @@ rule table:
         "holovae table {wildcards.table} --eval {input} --out {output.csv} > {log} 2>&1"
 
 
+rule scorecard:
+    input:
+        expand(f"{RESULTS}/tables/{{table}}.csv", table=TABLES),
+    output:
+        report(f"{RESULTS}/reproduction.md", caption="../report/scorecard.rst", category="Scorecard"),
+    params:
+        sources=scorecard_sources(),
+    log:
+        f"{RESULTS}/logs/scorecard.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/scorecard.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "holovae scorecard --tables {input} {params.sources} --out {output} > {log} 2>&1"
+
+
 rule figure_mnist:
     input:
         model=f"{RESULTS}/mnist/models/{{variant}}/best.pt",
