@@ -184,3 +184,52 @@ def test_concatenate_datasets_refuses_mismatches(tmp_path):
     with pytest.raises(DatasetFormatError, match="c.h5.*lmax"):
         concatenate_datasets([a, c], tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_truncated_file_is_named_not_a_traceback(tmp_path):
+    p = write_dataset(tmp_path / "whole.h5", np.random.default_rng(0).normal(size=(400, 10)), IRREPS)
+    data = p.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DatasetFormatError, match=r"cut.h5: cannot (open|read) the HDF5 file, truncated or corrupt"):
+        read_dataset(cut)
+    from holovae.cli import main   # the commands report it as an error (exit 1), not a traceback
+    assert main(["merge", str(cut), str(p), "--out", str(tmp_path / "m.h5")]) == 1
+    assert main(["train", "--train", str(cut), "--val", str(p), "--out", str(tmp_path / "model"),
+                 "--set", "model.latent_dim=2", "--set", "model.channels=[2]", "--set", "model.degrees=[1]"]) == 1
+
+
+@pytest.mark.parametrize("values,kind", [(np.array([["a"] * 10] * 2, dtype=object), "object|string|str"),
+                                         (np.zeros((2, 10), dtype=np.int64), "int64")])
+def test_non_float_coefficients_are_refused(tmp_path, values, kind):
+    p = tmp_path / "kind.h5"
+    with h5py.File(p, "w") as f:
+        f.attrs["irreps"] = IRREPS
+        if values.dtype == object:
+            f.create_dataset("coefficients", data=values, dtype=h5py.string_dtype())
+        else:
+            f.create_dataset("coefficients", data=values)
+    with pytest.raises(DatasetFormatError, match=rf"kind.h5: dataset 'coefficients' has dtype ({kind})"):
+        read_dataset(p)
+
+
+def test_non_finite_coefficients_in_a_foreign_file_are_named(tmp_path):
+    x = np.zeros((4, 10), dtype=np.float32)
+    x[2, 3] = np.nan
+    p = _raw(tmp_path / "nan.h5", coefficients=x)
+    with h5py.File(p, "a") as f:
+        f.attrs["irreps"] = IRREPS
+    with pytest.raises(DatasetFormatError, match=r"nan.h5: 1 NaN/inf coefficients in 1 rows \(first rows \[2\]\)"):
+        read_dataset(p)
+
+
+def test_merging_the_same_shard_twice_is_refused(tmp_path):
+    from holovae.data.hdf5 import concatenate_datasets
+    a = write_dataset(tmp_path / "a.h5", np.ones((2, 4)), "1x0e+1x1e", ids=["x", "y"])
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(a.read_bytes())
+    with pytest.raises(ValueError, match="given twice"):
+        concatenate_datasets([a, tmp_path / "." / "a.h5"], tmp_path / "m.h5")
+    with pytest.raises(DatasetFormatError, match=r"2 row ids repeat across the inputs, e.g. 'x' in .*a.h5, .*copy.h5"):
+        concatenate_datasets([a, copy], tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()

@@ -156,7 +156,10 @@ def _open(path):
         raise FileNotFoundError(f"{path}: no such file")
     if not h5py.is_hdf5(path):
         raise DatasetFormatError(f"{path}: not an HDF5 file")
-    return h5py.File(path, "r")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:   # a truncated or corrupt file passes is_hdf5 (the signature is intact)
+        raise DatasetFormatError(f"{path}: cannot open the HDF5 file, truncated or corrupt ({exc})") from None
 
 
 def _stored_irreps(f, path) -> o3.Irreps:
@@ -184,6 +187,15 @@ def read_dataset(path, expected_irreps=None) -> SteerableDataset:
     differ from ``expected_irreps`` (both are named).
     """
     path = Path(path)
+    try:
+        return _read(path, expected_irreps)
+    except FileNotFoundError:
+        raise
+    except (OSError, KeyError, RuntimeError) as exc:   # h5py's errors on damaged data
+        raise DatasetFormatError(f"{path}: cannot read the HDF5 file, truncated or corrupt ({exc})") from None
+
+
+def _read(path: Path, expected_irreps) -> SteerableDataset:
     with _open(path) as f:
         irreps = _stored_irreps(f, path)
         if expected_irreps is not None and not _same_layout(irreps, expected_irreps):
@@ -195,8 +207,16 @@ def read_dataset(path, expected_irreps=None) -> SteerableDataset:
         if x.ndim != 2 or x.shape[1] != irreps.dim:
             raise DatasetFormatError(f"{path}: dataset 'coefficients' has shape {x.shape}, "
                                      f"expected [N, {irreps.dim}] for irreps {irreps}")
+        if x.dtype.kind != "f":
+            raise DatasetFormatError(f"{path}: dataset 'coefficients' has dtype {x.dtype}, expected floating point")
         n = x.shape[0]
-        coefficients = torch.from_numpy(np.asarray(x[()], dtype=np.float32))
+        values = np.asarray(x[()], dtype=np.float32)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            rows = np.unique(np.nonzero(bad)[0])
+            raise DatasetFormatError(f"{path}: {int(bad.sum())} NaN/inf coefficients in {rows.size} rows "
+                                     f"(first rows {rows[:5].tolist()})")
+        coefficients = torch.from_numpy(values)
         arrays: dict[str, np.ndarray] = {}
         for name in f:
             if name == "coefficients":
@@ -237,7 +257,20 @@ def concatenate_datasets(paths, out, attrs: Mapping[str, Any] | None = None) -> 
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError(f"{out}: nothing to concatenate")
+    seen: dict[Path, Path] = {}
+    for p in paths:
+        if p.resolve() in seen:
+            raise ValueError(f"{out}: {p} is given twice (as {seen[p.resolve()]}): its rows would be duplicated")
+        seen[p.resolve()] = p
     parts = [read_dataset(p) for p in paths]
+    if first_ids := [d.ids for d in parts if d.ids is not None]:
+        ids = np.concatenate(first_ids)
+        unique, counts = np.unique(ids, return_counts=True)
+        if (counts > 1).any():
+            dup = str(unique[counts > 1][0])
+            owners = [str(p) for p, d in zip(paths, parts) if d.ids is not None and dup in set(d.ids)]
+            raise DatasetFormatError(f"{out}: {int((counts > 1).sum())} row ids repeat across the inputs, "
+                                     f"e.g. {dup!r} in {', '.join(owners)} (the same shard twice?)")
     first = parts[0]
     merged_attrs = {k: v for k, v in first.attrs.items() if k != "holovae_version"}
     for p, d in zip(paths[1:], parts[1:]):
