@@ -7,8 +7,10 @@ or wrong file as a finished output.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import json
 import http.client
 import logging
 import os
@@ -123,8 +125,60 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
         raise http.client.IncompleteRead(b"", total - written)
 
 
+def _lock_key(lock: Path, dest: Path) -> str:
+    try:
+        return str(dest.resolve().relative_to(lock.resolve().parent))
+    except ValueError:
+        return str(dest.resolve())
+
+
+@contextlib.contextmanager
+def _locked(lock: Path):
+    """Exclusive access to the lock file (several download jobs may run at once)."""
+    import fcntl
+
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock.parent / f".{lock.name}.flock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(guard, fcntl.LOCK_UN)
+
+
+def _read_lock(lock: Path) -> dict:
+    if not lock.exists():
+        return {}
+    try:
+        entries = json.loads(lock.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DownloadError(f"{lock}: unreadable checksum lock file ({exc}); fix or delete it") from None
+    if not isinstance(entries, dict):
+        raise DownloadError(f"{lock}: not a checksum lock file (expected a JSON object)")
+    return entries
+
+
+def pinned_sha256(lock, dest) -> str | None:
+    """The sha256 that ``lock`` recorded for ``dest`` at its first complete download, if any."""
+    lock = Path(lock)
+    entry = _read_lock(lock).get(_lock_key(lock, Path(dest)))
+    return entry.get("sha256") if isinstance(entry, dict) else None
+
+
+def _pin(lock: Path, dest: Path, url: str) -> str:
+    from .atomic import write_text_atomic
+
+    digest = sha256_file(dest)
+    with _locked(lock):
+        entries = _read_lock(lock)
+        entries[_lock_key(lock, dest)] = {"sha256": digest, "bytes": dest.stat().st_size, "url": url,
+                                          "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        write_text_atomic(lock, json.dumps(entries, indent=1, sort_keys=True) + "\n")
+    return digest
+
+
 def download(urls, dest, md5=None, decompressed_md5=None, sha256=None, retries=3,
-             timeout=60, progress=True, backoff=1.0) -> Path:
+             timeout=60, progress=True, backoff=1.0, lock=None) -> Path:
     """Download ``dest`` from the first source in ``urls`` that delivers the expected file.
 
     ``urls`` is one URL or a list of mirrors tried in order (http(s), ``file:`` URLs or plain
@@ -133,6 +187,11 @@ def download(urls, dest, md5=None, decompressed_md5=None, sha256=None, retries=3
     rounds. A mirror whose failure cannot change (4xx, missing file, wrong checksum) is not
     tried again. Raises DownloadError naming the URLs, ``dest`` and the expected/actual
     checksums when no source works. Returns ``dest`` as a Path.
+
+    ``lock`` (a JSON file, e.g. ``results/download/checksums.lock``) pins files that have no
+    published checksum: the first complete download records its sha256 there, and every later
+    download of the same destination must match it (a truncated or changed file is refused,
+    naming the lock). Files with a configured checksum are verified against that instead.
     """
     urls = [urls] if isinstance(urls, (str, os.PathLike)) else list(urls)
     urls = [os.fspath(u) for u in urls]
@@ -141,6 +200,11 @@ def download(urls, dest, md5=None, decompressed_md5=None, sha256=None, retries=3
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.parent / f".{dest.name}.part"
+    configured = bool(md5 or decompressed_md5 or sha256)
+    pinned = pinned_sha256(lock, dest) if lock is not None and not configured else None
+    if pinned:
+        sha256 = pinned
+        log.info("%s: verifying against the sha256 pinned in %s at its first download", dest, lock)
     errors: dict[str, str] = {}
     live = list(urls)
     for round_ in range(retries + 1):
@@ -151,12 +215,16 @@ def download(urls, dest, md5=None, decompressed_md5=None, sha256=None, retries=3
                 _fetch(url, part, timeout, progress)
                 bad = _mismatches(part, md5, decompressed_md5, sha256)
                 if bad:  # the mirror serves different content; downloading again won't help
-                    raise _Permanent("checksum mismatch: " + "; ".join(bad))
-                if not (md5 or decompressed_md5 or sha256):
-                    log.warning("%s: no checksum configured, so nothing was verified; its sha256 is %s "
-                                "(pin it in the config)", dest, sha256_file(part))
+                    where = f" (pinned in {lock} at the first download)" if pinned else ""
+                    raise _Permanent("checksum mismatch" + where + ": " + "; ".join(bad))
                 os.replace(part, dest)
                 log.info("downloaded %s from %s", dest, url)
+                if lock is not None and not configured and not pinned:
+                    log.warning("%s: no published checksum; pinned its sha256 %s in %s: later downloads "
+                                "must match it", dest, _pin(Path(lock), dest, url), lock)
+                elif not configured and not pinned:
+                    log.warning("%s: no checksum configured, so nothing was verified; its sha256 is %s "
+                                "(pin it in the config)", dest, sha256_file(dest))
                 return dest
             except _Permanent as exc:
                 errors[url] = str(exc)

@@ -40,6 +40,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if self.path.startswith("/slow/"):
             time.sleep(1.0)  # longer than the client's timeout in the test
             return
+        if self.path.startswith("/short/"):   # announces more bytes than it sends, then hangs up
+            body = (Path(self.directory) / self.path[len("/short/"):]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body) + 100))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+            return
         super().do_GET()
 
     def log_message(self, *args):  # keep the test output quiet
@@ -234,3 +242,44 @@ def test_mnist_labels_official_md5(server, tmp_path, name, gz_md5, raw_md5):
     download([f"{base}/missing/{name}", f"{base}/{name}"], tmp_path / name,
              md5=gz_md5, decompressed_md5=raw_md5, **FAST)
     assert (tmp_path / name).read_bytes() == (SHARED / name).read_bytes()
+
+
+def test_unpinned_file_is_pinned_at_first_download_then_enforced(server, tmp_path, caplog):
+    """No published checksum: the first complete download records its sha256 in the lock;
+    a later download of the same file that differs (truncated at the source) is refused."""
+    import json
+    base, root = server
+    whole = bytes(range(256)) * 64
+    (root / "data.zip").write_bytes(whole)
+    lock, dest = tmp_path / "checksums.lock", tmp_path / "dl" / "data.zip"
+    with caplog.at_level(logging.WARNING, logger="holovae"):
+        download(f"{base}/data.zip", dest, lock=lock, **FAST)
+    entry = json.loads(lock.read_text())["dl/data.zip"]      # keyed relative to the lock's folder
+    assert entry["sha256"] == hashlib.sha256(whole).hexdigest() and entry["bytes"] == len(whole)
+    assert "pinned its sha256" in caplog.text
+    dest.unlink()
+    (root / "data.zip").write_bytes(whole[:1000])              # the source now serves a truncated file
+    with pytest.raises(DownloadError, match=r"checksum mismatch \(pinned in .*checksums.lock"):
+        download(f"{base}/data.zip", dest, lock=lock, **FAST)
+    assert_clean(dest)
+    (root / "data.zip").write_bytes(whole)                       # the same content again: accepted
+    download(f"{base}/data.zip", dest, lock=lock, **FAST)
+    assert dest.read_bytes() == whole
+
+
+def test_short_body_against_content_length_is_retried_and_refused(server, tmp_path):
+    base, root = server
+    (root / "f.bin").write_bytes(b"x" * 5000)
+    dest = tmp_path / "f.bin"
+    with pytest.raises(DownloadError, match="IncompleteRead"):
+        download(f"{base}/short/f.bin", dest, lock=tmp_path / "lock", **FAST)
+    assert_clean(dest) and not (tmp_path / "lock").exists()
+    assert Handler.hits["/short/f.bin"] == 1 + FAST["retries"]
+
+
+def test_a_configured_checksum_wins_over_the_lock(server, tmp_path):
+    base, root = server
+    (root / "g.bin").write_bytes(b"abc")
+    dest, lock = tmp_path / "g.bin", tmp_path / "lock"
+    download(f"{base}/g.bin", dest, md5=md5(b"abc"), lock=lock, **FAST)
+    assert not lock.exists()                                     # nothing to pin: it was verified

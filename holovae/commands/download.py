@@ -7,7 +7,7 @@ def run(args) -> None:
 
     download(args.url, args.out, md5=args.md5, decompressed_md5=args.decompressed_md5,
              sha256=args.sha256, retries=args.retries, timeout=args.timeout,
-             progress=not args.no_progress)
+             progress=not args.no_progress, lock=args.lock)
 
 
 def register(sub) -> None:
@@ -18,7 +18,10 @@ def register(sub) -> None:
     d.add_argument("--md5", default=None, help="md5 of the file as downloaded")
     d.add_argument("--decompressed-md5", default=None,
                    help="md5 of the gunzipped content (survives re-compression of mirrors)")
-    d.add_argument("--sha256", default=None)
+    d.add_argument("--sha256", default=None, help="sha256 of the file as downloaded")
+    d.add_argument("--lock", default=None, metavar="JSON",
+                   help="checksum lock file: without a configured checksum, the first complete download pins "
+                        "its sha256 here and later downloads must match it")
     d.add_argument("--retries", type=int, default=3, help="extra rounds for transient errors")
     d.add_argument("--timeout", type=float, default=60.0, help="seconds per network operation")
     d.add_argument("--no-progress", action="store_true")

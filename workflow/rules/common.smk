@@ -2,6 +2,8 @@
 import shlex
 
 RESULTS = config["results"]
+# sha256 of every download without a published checksum, pinned at its first complete download
+DOWNLOAD_LOCK = f"{RESULTS}/checksums.lock"
 MNIST = config["mnist"]
 MNIST_FILES = list(MNIST["download"]["files"])
 TABLES = (MNIST["tables"] + (config["proteins"]["tables"] if config.get("proteins") else [])

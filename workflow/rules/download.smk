@@ -19,6 +19,7 @@ rule download_mnist:
             )
             if value
         ),
+        lock=DOWNLOAD_LOCK,
     log:
         f"{RESULTS}/logs/download/mnist/{{file}}.log",
     benchmark:
@@ -30,4 +31,4 @@ rule download_mnist:
         mem_mb=500,
         runtime=30,
     shell:
-        "holovae download {params.urls} {params.checks} --out {output} --no-progress > {log} 2>&1"
+        "holovae download {params.urls} {params.checks} --lock {params.lock} --out {output} --no-progress > {log} 2>&1"

@@ -22,6 +22,7 @@ rule download_atom3d_lba:
     params:
         urls=lambda wc: " ".join(f"--url {shlex.quote(u)}" for u in LBA["atom3d"]["urls"]),
         checks=lambda wc: f"--md5 {LBA['atom3d']['md5']}" if LBA["atom3d"].get("md5") else "",
+        lock=DOWNLOAD_LOCK,
     log:
         f"{RESULTS}/logs/download/atom3d_lba.log",
     benchmark:
@@ -31,7 +32,7 @@ rule download_atom3d_lba:
         mem_mb=500,
         runtime=240,
     shell:
-        "holovae download {params.urls} {params.checks} --out {output} --no-progress > {log} 2>&1"
+        "holovae download {params.urls} {params.checks} --lock {params.lock} --out {output} --no-progress > {log} 2>&1"
 
 
 rule extract_atom3d_lba:

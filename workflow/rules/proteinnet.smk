@@ -17,6 +17,7 @@ rule download_proteinnet_archive:
     params:
         urls=lambda wc: " ".join(f"--url {shlex.quote(u)}" for u in PROTEINNET["archive_urls"]),
         checks=lambda wc: f"--md5 {PROTEINNET['archive_md5']}" if PROTEINNET.get("archive_md5") else "",
+        lock=DOWNLOAD_LOCK,
     log:
         f"{RESULTS}/logs/download/proteinnet_archive.log",
     benchmark:
@@ -26,7 +27,7 @@ rule download_proteinnet_archive:
         mem_mb=500,
         runtime=240,
     shell:
-        "holovae download {params.urls} {params.checks} --out {output} --no-progress > {log} 2>&1"
+        "holovae download {params.urls} {params.checks} --lock {params.lock} --out {output} --no-progress > {log} 2>&1"
 
 
 checkpoint proteinnet_structures:

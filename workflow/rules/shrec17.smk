@@ -29,6 +29,7 @@ rule download_shrec17:
             for flag in ("md5", "sha256")
             if SHREC["download"]["files"][wc.file].get(flag)
         ),
+        lock=DOWNLOAD_LOCK,
     log:
         f"{RESULTS}/logs/download/shrec17/{{file}}.log",
     benchmark:
@@ -40,7 +41,7 @@ rule download_shrec17:
         mem_mb=500,
         runtime=600,
     shell:
-        "holovae download {params.urls} {params.checks} --out {output} --no-progress > {log} 2>&1"
+        "holovae download {params.urls} {params.checks} --lock {params.lock} --out {output} --no-progress > {log} 2>&1"
 
 
 rule synthetic_shrec17:
