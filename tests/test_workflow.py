@@ -234,4 +234,21 @@ def test_tiny_run_is_complete_and_rebuilds_one_table(tiny_run):
     assert "Nothing to be done" in out
     (work / "results/tables/tableS3.csv").unlink()
     counts = job_counts(snakemake(work, "-n", "all", "--cores", "2", "--configfile", str(cfg)).stdout)
-    assert counts == {"table": 1, "all": 1}
+    assert counts == {"table": 1, "scorecard": 1, "all": 1}
+
+
+def test_tiny_run_scorecard_and_report(tiny_run):
+    work, cfg = tiny_run
+    page = (work / "results/reproduction.md").read_text()
+    assert page.startswith("# Reproduction scorecard") and "numbers within tolerance" in page
+    assert "| table1_mnist |" in page and "SYNTHETIC" in page and "config mnist.source: embedded" in page
+    # the README's `snakemake --report`: builds with what the workflow extra installs
+    snakemake(work, "--report", "report.html", "--configfile", str(cfg))
+    html = (work / "report.html").read_text(errors="replace")
+    assert "reproduction.md" in html and "table1_mnist.csv" in html
+
+
+def test_the_workflow_extra_installs_what_the_report_needs():
+    import tomllib
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(d.startswith("pygments") for d in extras["workflow"])
