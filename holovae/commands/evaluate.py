@@ -103,6 +103,8 @@ def evaluate_model(model_path, embeddings_dir, test_data, history=None, equivari
     res = {"model": "H-VAE" if cfg.vae else "H-AE", "z": cfg.latent_dim, "decoder": cfg.decoder, "tp": cfg.tp,
            "channels": list(cfg.channels), "degrees": list(cfg.degrees), "params": model.n_parameters(),
            "lmax": irreps.lmax, "data_dim": irreps.dim, "initial_channels": cfg.initial_channels, "n_test": len(rec)}
+    if test.attrs.get("quadrature"):   # spherical images: which transform made the coefficients
+        res["quadrature"] = test.attrs["quadrature"]
     if not cv_folds:
         res["n_train"] = len(emb["train"])
     res.update(_history_stats(history) if history else {"seconds_per_epoch": None, "epochs": None})

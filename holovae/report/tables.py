@@ -114,10 +114,17 @@ def _classifier_notes(evals: list[dict]) -> list[str]:
                      " latents")
     if scaling:
         parts.append("linear classifier on " + " / ".join("standardised z" if v else "z as it is" for v in scaling))
-    if not parts:
-        return []
-    return ["Classifiers: " + "; ".join(parts) + " (the authors' protocol is training + validation latents, "
-            "z as it is: docs/fidelity.md#evaluation)."]
+    notes = []
+    if parts:
+        notes.append("Classifiers: " + "; ".join(parts) + " (the authors' protocol is training + validation "
+                     "latents, z as it is: docs/fidelity.md#evaluation).")
+    quadratures = sorted({e["quadrature"] for e in evals if e.get("quadrature")})
+    if quadratures:
+        names = {"lstsq-weights": "the authors' least-squares quadrature weights", "dh": "Driscoll-Healy quadrature",
+                 "lstsq": "an unweighted least-squares fit (not the authors')"}
+        notes.append("Spherical Fourier transform: " + " / ".join(names.get(q, q) for q in quadratures) +
+                     " (docs/fidelity.md#transform).")
+    return notes
 
 
 def match(ours, paper, our_key, paper_key):
