@@ -12,9 +12,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands import register_all
 
     p = argparse.ArgumentParser(prog="holovae", description=__doc__)
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging, and the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     register_all(sub)
+    for command in sub.choices.values():   # every option's help ends with its default
+        command.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     return p
 
 
@@ -25,7 +27,10 @@ def main(argv=None) -> int:
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        log.error("%s", exc)
+        if args.verbose:
+            log.exception("%s", exc)
+        else:
+            log.error("%s", exc)
         return 1
     return 0
 

@@ -24,5 +24,5 @@ def register(sub) -> None:
                         "its sha256 here and later downloads must match it")
     d.add_argument("--retries", type=int, default=3, help="extra rounds for transient errors")
     d.add_argument("--timeout", type=float, default=60.0, help="seconds per network operation")
-    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(func=run)

@@ -28,11 +28,11 @@ def run(args) -> None:
 
 def register(sub) -> None:
     e = sub.add_parser("embed", help="invariants z, frames and reconstructions of an HDF5 file")
-    e.add_argument("--model", required=True)
+    e.add_argument("--model", required=True, help="model file written by `holovae train` (best.pt)")
     e.add_argument("--data", required=True, nargs="+", help="HDF5 coefficient file(s)")
     e.add_argument("--out", required=True, nargs="+",
                    help="one HDF5 per --data file: coefficients = reconstructions; datasets z, frame")
-    e.add_argument("--batch-size", type=int, default=512)
-    e.add_argument("--device", default="auto")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--batch-size", type=int, default=512, help="samples per forward pass")
+    e.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=run)

@@ -209,7 +209,8 @@ def register(sub) -> None:
     e.add_argument("--history", default=None, help="history.json of the training run (seconds per epoch)")
     e.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                    help="copied into the output (value parsed as YAML), e.g. --meta split=NR/R (repeatable)")
-    e.add_argument("--equivariance-samples", type=int, default=1000)
+    e.add_argument("--equivariance-samples", type=int, default=1000,
+                   help="test samples on which the equivariance error is measured, one random rotation each")
     e.add_argument("--clusters", type=int, default=10, help="K-means centroids (0: one per class of the test labels)")
     e.add_argument("--cv-folds", type=int, default=0,
                    help="fit the classifiers by K-fold cross-validation on the test embeddings (only test.h5 "
@@ -222,8 +223,8 @@ def register(sub) -> None:
                         "or training only")
     e.add_argument("--lc-standardize", action="store_true",
                    help="standardise z (training mean / std) before the linear classifier (the authors do not)")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default="cpu")
-    e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--seed", type=int, default=0, help="seed of the rotations, K-means and classifiers")
+    e.add_argument("--device", default="cpu", help="cpu, cuda or auto (for the equivariance error)")
+    e.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     e.add_argument("--out", required=True, help="output JSON")
     e.set_defaults(func=run)

@@ -35,7 +35,7 @@ def run(args) -> None:
 def register(sub) -> None:
     p = sub.add_parser("merge", help="concatenate HDF5 shards (same irreps and transform) into one file")
     p.add_argument("shards", nargs="+", help="HDF5 files written by prepare-structures (or any holovae dataset)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the merged HDF5 (written atomically)")
     p.add_argument("--skipped", nargs="*", default=[], help="the shards' skipped.tsv files, concatenated into --skipped-out")
-    p.add_argument("--skipped-out", default=None)
+    p.add_argument("--skipped-out", default=None, help="where to write the concatenated skipped lists")
     p.set_defaults(func=run)

@@ -53,15 +53,15 @@ def register(sub) -> None:
                    help="'embedded' (digits shipped with holovae) or a directory with the four MNIST IDX files")
     p.add_argument("--out-dir", required=True, help="writes train.h5, val.h5, test.h5 here")
     p.add_argument("--bw", type=int, default=30, help="Driscoll-Healy bandwidth of the projection grid")
-    p.add_argument("--lmax", type=int, default=10)
+    p.add_argument("--lmax", type=int, default=10, help="maximum degree of the spherical Fourier transform (paper: 10)")
     p.add_argument("--quadrature", default="lstsq-weights", choices=["lstsq-weights", "dh", "lstsq"],
                    help="lstsq-weights: the authors' least-squares quadrature weights (default); dh: Driscoll-Healy "
                         "weights; lstsq: an unweighted least-squares fit of the coefficients (not the authors')")
     p.add_argument("--rotate-train", action="store_true", help="the 'R' training variant")
     p.add_argument("--rotate-test", action="store_true", help="rotate the test digits (the paper tests on rotated digits)")
     p.add_argument("--rotation-chunk", type=int, default=10, help="consecutive digits sharing one random rotation")
-    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of the training digits held out for validation")
     p.add_argument("--n-train", type=int, default=None, help="random subset of the training digits")
     p.add_argument("--n-test", type=int, default=None, help="random subset of the test digits")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/validation split and the rotations")
     p.set_defaults(func=run)

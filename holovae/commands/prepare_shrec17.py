@@ -45,15 +45,16 @@ def register(sub) -> None:
                         "that all splits index the classes alike; none: an unlabelled split")
     p.add_argument("--out", required=True, help="output HDF5")
     p.add_argument("--bw", type=int, default=90, help="Driscoll-Healy bandwidth of the ray-cast grid (paper: 90)")
-    p.add_argument("--lmax", type=int, default=14)
+    p.add_argument("--lmax", type=int, default=14, help="maximum degree of the spherical Fourier transform (paper: 14)")
     p.add_argument("--quadrature", default="dh", choices=["dh", "lstsq-weights", "lstsq"],
                    help="quadrature of the spherical Fourier transform (see holovae.transforms.spherical)")
     p.add_argument("--standardize", default="spherical-cnns", choices=["spherical-cnns", "none"],
                    help="subtract/divide each channel by Spherical CNNs' SHREC'17 mean/std (default) or leave raw")
     p.add_argument("--shard", type=int, default=0, help="0-based shard index")
     p.add_argument("--shards", type=int, default=1, help="split the meshes into this many contiguous shards")
-    p.add_argument("--max-skipped-fraction", type=float, default=0.01)
+    p.add_argument("--max-skipped-fraction", type=float, default=0.01,
+                   help="fail instead of writing a partial result when more meshes than this fraction are unreadable")
     p.add_argument("--skipped", default=None, help="TSV of the meshes that could not be used")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

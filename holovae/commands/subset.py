@@ -46,5 +46,5 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output HDF5")
     p.add_argument("--n", type=int, required=True, help="number of samples")
     p.add_argument("--balanced", action="store_true", help="balance the classes of 'labels' (residue types)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random draw")
     p.set_defaults(func=run)

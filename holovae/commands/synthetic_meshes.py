@@ -27,5 +27,5 @@ def register(sub) -> None:
     p.add_argument("--test", type=int, default=15, help="models per class in the test split")
     p.add_argument("--stretch", type=float, default=0.2, help="per-axis random stretch, +-fraction")
     p.add_argument("--jitter", type=float, default=0.01, help="vertex noise, fraction of the model's size")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the shapes, stretches, jitter and rotations")
     p.set_defaults(func=run)

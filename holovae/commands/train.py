@@ -68,8 +68,8 @@ def register(sub) -> None:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=2 (repeatable)")
     t.add_argument("--out", required=True, help="output directory (best.pt, last.pt, history.json)")
-    t.add_argument("--threads", type=int, default=None)
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (epochs are logged either way)")
     t.add_argument("--distributed", action=argparse.BooleanOptionalAction, default=None,
                    help="data-parallel training over the processes of a torchrun launch (default: on when "
                         "launched by torchrun with several processes; --no-distributed: every process trains alone)")
