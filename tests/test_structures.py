@@ -134,7 +134,7 @@ def test_errors_name_the_file(tmp_path, backend):
     with pytest.raises(StructureError, match="empty.pdb"):
         parse_structure(empty, backend=backend)
     ions = tmp_path / "ions.pdb"
-    ions.write_text(_atom(1, "ZN  ", " ZN", "A", 1, (0, 0, 0), "ZN", het=True))
+    ions.write_text(_atom(1, "ZN  ", " ZN", "A", 1, (0, 0, 0), "ZN", het=True) + "END\n")
     with pytest.raises(StructureError, match="no Cα"):
         parse_structure(ions, backend=backend)
     garbage = tmp_path / "garbage.cif"
@@ -240,18 +240,78 @@ def test_backends_agree_on_pdb_without_element_column(tmp_path, source):
         assert (b.element == "SE").sum() == 4
 
 
-def test_truncated_plain_mmcif(tmp_path, backend):
-    """A plain (not gzipped) mmCIF cut inside the _atom_site loop is malformed for both backends.
-    Known difference: cut *after* a complete _atom_site loop, biopython's FastMMCIFParser (which
-    reads only that loop) accepts the file while gemmi (which tokenizes the whole file) rejects it;
-    we keep gemmi's answer -- a truncated file should not pass silently."""
+def _mmcif_text(x: str = "1.000", auth_seq_id: str = "1") -> str:
+    """A four-atom alanine as mmCIF; ``x`` and ``auth_seq_id`` of its Cα as given."""
     lines = ["data_t\nloop_\n"] + [f"_atom_site.{k}\n" for k in (
         "group_PDB id type_symbol label_atom_id label_alt_id label_comp_id label_asym_id label_seq_id "
         "pdbx_PDB_ins_code Cartn_x Cartn_y Cartn_z occupancy B_iso_or_equiv auth_seq_id auth_asym_id "
         "pdbx_PDB_model_num").split()]
     for i, (name, el) in enumerate([("N", "N"), ("CA", "C"), ("C", "C"), ("O", "O")]):
-        lines.append(f"ATOM {i + 1} {el} {name} . ALA A 1 ? {i:.3f} 1.000 2.000 1.00 10.0 1 A 1\n")
-    text = "".join(lines) + "#\nloop_\n_software.name\n_software.version\nrefmac 5.8\n"
+        xi, seq = (x, auth_seq_id) if name == "CA" else (f"{i:.3f}", "1")
+        lines.append(f"ATOM {i + 1} {el} {name} . ALA A 1 ? {xi} 1.000 2.000 1.00 10.0 {seq} A 1\n")
+    return "".join(lines) + "#\nloop_\n_software.name\n_software.version\nrefmac 5.8\n"
+
+
+def _edit_ca_line(path, edit) -> None:
+    """Apply ``edit(line) -> line`` to the first Cα record of a PDB file."""
+    lines = path.read_text().splitlines(True)
+    k = next(i for i, ln in enumerate(lines) if ln.startswith("ATOM") and ln[12:16] == " CA ")
+    lines[k] = edit(lines[k])
+    path.write_text("".join(lines))
+
+
+# Before the record checks, gemmi read blank coordinates as 0 and "1.2x45" as 1.2, both
+# backends read "nan", a blank residue number made gemmi's path raise a bare TypeError, and a
+# file cut at a line boundary was a valid partial structure.
+@pytest.mark.parametrize("edit, message", [
+    (lambda ln: ln[:30] + " " * 24 + ln[54:], "blank x coordinate in columns 31-38"),
+    (lambda ln: ln[:30] + "  1.2x45" + ln[38:], r"non-numeric \('1.2x45'\) x coordinate"),
+    (lambda ln: ln[:38] + "     nan" + ln[46:], r"non-numeric \('nan'\) y coordinate"),
+    (lambda ln: ln[:46] + "    -inf" + ln[54:], r"non-numeric \('-inf'\) z coordinate"),
+    (lambda ln: ln[:22] + "  X " + ln[26:], "residue number 'X' in columns 23-26 is not an integer"),
+    (lambda ln: ln[:22] + "    " + ln[26:], "residue number '' in columns 23-26"),
+    (lambda ln: ln[:54] + "  x.xx" + ln[60:], "non-numeric occupancy 'x.xx'"),
+    (lambda ln: ln[:44] + "\n", "ends at column 44, before the end of its coordinates"),
+], ids=["blank", "junk", "nan", "inf", "resnum", "blank-resnum", "occupancy", "cut-line"])
+def test_pdb_records_the_parsers_misread_are_refused(tmp_path, backend, edit, message):
+    path = _synthetic(tmp_path)
+    _edit_ca_line(path, edit)                               # the first Cα: line 3
+    with pytest.raises(StructureError, match=rf"syn.pdb: line 3 \(ATOM record\): .*{message}"):
+        parse_structure(path, backend=backend)
+
+
+def test_pdb_without_end_record_is_truncated(tmp_path, backend):
+    lines = _synthetic(tmp_path).read_text().splitlines(True)
+    cut = tmp_path / "cut.pdb"
+    cut.write_text("".join(lines[:12]))                     # at a line boundary: every record complete
+    with pytest.raises(StructureError, match="cut.pdb: no END record: the file is truncated"):
+        parse_structure(cut, backend=backend)
+    cut.write_text("".join(lines[:12]) + "END\n")
+    assert parse_structure(cut, backend=backend).resname.tolist() == ["ALA", "SER"]
+
+
+@pytest.mark.parametrize("x, seq, message", [
+    ("?", "1", "(non-finite|could not convert)"), ("1.2x45", "1", "(non-finite|could not convert)"),
+    ("1e39", "1", "non-finite"),                               # finite as float64, inf as float32
+    ("1.000", "X", "(not an integer|invalid literal)"),        # gemmi: residue number None
+], ids=["null", "junk", "overflow", "resnum"])
+def test_mmcif_numbers_the_parsers_misread_are_refused(tmp_path, backend, x, seq, message):
+    good = tmp_path / "good.cif"
+    good.write_text(_mmcif_text())
+    assert parse_structure(good, backend=backend).n_atoms == 4
+    bad = tmp_path / "bad.cif"
+    bad.write_text(_mmcif_text(x, seq))
+    with pytest.raises(StructureError, match=f"bad.cif: .*{message}"):
+        parse_structure(bad, backend=backend)
+
+
+def test_truncated_plain_mmcif(tmp_path, backend):
+    """A plain (not gzipped) mmCIF cut inside the _atom_site loop is malformed for both backends.
+    Known difference: cut *after* a complete _atom_site loop, biopython's FastMMCIFParser (which
+    reads only that loop) accepts the file while gemmi (which tokenizes the whole file) rejects it;
+    we keep gemmi's answer -- a truncated file should not pass silently. (mmCIF has no END record:
+    a plain file cut at a row boundary of its _atom_site loop cannot be told from a complete one.)"""
+    text = _mmcif_text("0.000")
     full = tmp_path / "full.cif"
     full.write_text(text)
     assert parse_structure(full, backend=backend).n_atoms == 4
