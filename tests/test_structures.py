@@ -456,3 +456,177 @@ def test_dssp_agrees_with_geometry():
     ss, method = secondary_structure(s, MISC / "biotite__5zng.cif.gz", method="auto")
     aa = ss != "-"
     assert method == "dssp" and (ss[aa] == geometric_secondary(s)[aa]).mean() > 0.75
+
+
+# ------------------------------------------------------------------------------------------
+# every file isolated, every failure with a reason, no empty output
+# ------------------------------------------------------------------------------------------
+SMALL = dict(lmax="2", n_max="4")
+
+
+def _prepare(files, out, *extra, clouds="neighbourhood", skipped=None) -> int:
+    from holovae.cli import main
+
+    args = ["prepare-structures", *map(str, files), "--out", str(out), "--clouds", clouds, "--lmax", SMALL["lmax"],
+            "--n-max", SMALL["n_max"], "--secondary", "geometry", "--no-progress", *extra]
+    return main(args + (["--skipped", str(skipped)] if skipped else []))
+
+
+def _rows_by_file(path) -> dict:
+    """``{structure id: (ids, coefficients)}`` of a prepared shard."""
+    from holovae.data.hdf5 import read_dataset
+
+    ds = read_dataset(path)
+    names = np.array([i.split("|")[0] for i in ds.ids])
+    return {n: (ds.ids[names == n].tolist(), ds.coefficients.numpy()[names == n]) for n in np.unique(names)}
+
+
+def _skipped_files(path) -> dict:
+    """``{file: reason}`` of the file-level rows of a skipped TSV."""
+    rows = [ln.split("\t") for ln in Path(path).read_text().splitlines()[1:]]
+    return {r[0]: r[3] for r in rows if r[1] == ""}
+
+
+def _bad_inputs(tmp_path) -> dict:
+    """``{file: expected reason}``: files that must be skipped, each for its own reason."""
+    text = _synthetic(tmp_path, "base.pdb").read_text()
+    ca = next(ln for ln in text.splitlines(True) if ln[12:16] == " CA ")
+    bad = {}
+    p = tmp_path / "nan.pdb"
+    p.write_text(text.replace(ca, ca[:30] + "     nan" + ca[38:]))
+    bad[p] = "non-numeric ('nan') x coordinate"
+    p = tmp_path / "hetatm.pdb"
+    p.write_text(text.replace("ATOM  ", "HETATM"))
+    bad[p] = "no row: its 3 standard amino acid(s) are all HETATM records"
+    p = tmp_path / "cut.pdb"
+    p.write_text(text[: text.index(ca) + len(ca)])
+    bad[p] = "no END record"
+    bad[tmp_path / "mistyped.pdb"] = "mistyped.pdb: no such file"
+    return bad
+
+
+@pytest.mark.parametrize("clouds", ["neighbourhood", "residue"])
+def test_cli_isolates_every_bad_file(tmp_path, clouds):
+    """Bad files mixed with good ones (the same chunk of the batched transform): the good files'
+    rows are those of a clean run, each bad file is listed with its reason, rc 0. Before: one
+    file with a NaN coordinate ended a residue-cloud run (rc 1, no output) and the HETATM-only
+    file gave 0 rows without a reason."""
+    from holovae.data.embedded import embedded_structure_paths
+
+    good = [_synthetic(tmp_path, "one.pdb"), embedded_structure_paths()[2]]
+    bad = _bad_inputs(tmp_path)
+    assert _prepare(good, tmp_path / "clean.h5", clouds=clouds) == 0
+    bads = list(bad)
+    mixed = bads[:2] + [good[0]] + bads[2:] + [good[1]]
+    assert _prepare(mixed, tmp_path / "mixed.h5", clouds=clouds, skipped=tmp_path / "skipped.tsv") == 0
+    clean, got = _rows_by_file(tmp_path / "clean.h5"), _rows_by_file(tmp_path / "mixed.h5")
+    assert sorted(got) == sorted(clean) == ["7loe", "one"]
+    for name, (ids, coefficients) in clean.items():
+        assert got[name][0] == ids
+        np.testing.assert_array_equal(got[name][1], coefficients)
+    reasons = _skipped_files(tmp_path / "skipped.tsv")
+    assert sorted(reasons) == sorted(str(p) for p in bad)
+    for p, why in bad.items():
+        assert why in reasons[str(p)] and str(p) in reasons[str(p)], reasons[str(p)]
+
+
+@pytest.mark.parametrize("clouds", ["neighbourhood", "residue"])
+def test_a_failing_transform_chunk_blames_only_its_file(tmp_path, monkeypatch, clouds):
+    """The transform runs on chunks of several files, outside the per-file guard; when a chunk
+    fails its files are transformed one by one. A file whose clouds hold a NaN point (injected
+    past the parser, which refuses NaN itself) is skipped with the transform's reason; the
+    other files of its chunk keep the rows of a clean run."""
+    import holovae.data.neighbourhoods as nb
+    from holovae.data.embedded import embedded_structure_paths
+
+    good = [_synthetic(tmp_path, "one.pdb"), embedded_structure_paths()[2]]
+    poison = _synthetic(tmp_path, "poison.pdb")
+    assert _prepare(good, tmp_path / "clean.h5", clouds=clouds) == 0
+    for name in ("neighbourhoods", "residue_clouds"):
+        original = getattr(nb, name)
+
+        def poisoned(s, *args, _original=original, **kw):
+            c = _original(s, *args, **kw)
+            if s.name == "poison":
+                c.points[0] = np.nan
+            return c
+        monkeypatch.setattr(nb, name, poisoned)
+    assert _prepare([good[0], poison, good[1]], tmp_path / "mixed.h5", clouds=clouds,
+                    skipped=tmp_path / "skipped.tsv") == 0
+    clean, got = _rows_by_file(tmp_path / "clean.h5"), _rows_by_file(tmp_path / "mixed.h5")
+    assert sorted(got) == ["7loe", "one"]
+    for name, (ids, coefficients) in clean.items():
+        assert got[name][0] == ids
+        np.testing.assert_array_equal(got[name][1], coefficients)
+    reason = _skipped_files(tmp_path / "skipped.tsv")[str(poison)]
+    assert reason.startswith(f"{poison}: Zernike transform failed") and "NaN" in reason
+
+
+@pytest.mark.parametrize("elements, message", [
+    ("Q,Z", "'Q', 'Z' are not element symbols"),       # before: every coefficient 0, rc 0
+    ("C,C", "C repeated"),                             # before: every file skipped, empty HDF5, rc 0
+    ("C,N,O,H", "hydrogens are removed when parsing"),
+])
+def test_bad_element_lists_fail_before_any_file(tmp_path, caplog, elements, message):
+    caplog.set_level(logging.INFO, logger="holovae")
+    assert _prepare([_synthetic(tmp_path)], tmp_path / "x.h5", "--elements", elements) == 1
+    assert message in caplog.text and "skipping" not in caplog.text
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_run_where_every_input_failed_fails(tmp_path, caplog):
+    """Before: a mistyped list skipped every file and wrote a 0-row HDF5 with rc 0, which a
+    workflow marks done and `embed` fails on hours later (torch.cat of an empty list)."""
+    caplog.set_level(logging.INFO, logger="holovae")
+    bad = _bad_inputs(tmp_path)
+    out, skipped = tmp_path / "test" / "shard0.h5", tmp_path / "test" / "shard0.skipped.tsv"
+    out.parent.mkdir()
+    assert _prepare(list(bad), out, "--split", "test", clouds="residue", skipped=skipped) == 1
+    assert not out.exists()
+    assert f"test split ({out}): no row from its 4 input file(s), nothing written" in caplog.text
+    for p in bad:                                       # every input named with its reason
+        assert str(p) in caplog.text
+    assert sorted(_skipped_files(skipped)) == sorted(str(p) for p in bad)
+
+
+def test_merge_refuses_shards_without_rows(tmp_path, caplog):
+    from holovae.cli import main
+    from holovae.data.hdf5 import write_dataset
+
+    shards = [write_dataset(tmp_path / f"shard{i}.h5", np.zeros((0, 2), np.float32), "2x0e", ids=[]) for i in range(2)]
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "test.h5")]) == 1
+    assert f"{tmp_path / 'test.h5'}: its 2 shard(s) hold no row" in caplog.text
+    assert not (tmp_path / "test.h5").exists()
+    write_dataset(shards[1], np.ones((3, 2), np.float32), "2x0e", ids=["a", "b", "c"])
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "test.h5")]) == 0
+
+
+def test_keeping_the_central_ca_is_for_residue_clouds_only(tmp_path, caplog):
+    assert _prepare([_synthetic(tmp_path)], tmp_path / "x.h5", "--no-drop-ca") == 1
+    assert "neighbourhood clouds always leave out the central Cα" in caplog.text
+
+
+def test_empty_clouds_are_skipped_with_their_reason(tmp_path):
+    """A cloud without an atom of the channel elements would be a row of zeros. With sulfur as
+    the only channel, residue clouds of CYS and MET (SG, SD) are the only non-empty ones."""
+    from holovae.data.embedded import embedded_structure_paths
+    from holovae.data.hdf5 import read_dataset
+
+    path = embedded_structure_paths()[2]
+    assert _prepare([path], tmp_path / "s.h5", "--elements", "S", clouds="residue",
+                    skipped=tmp_path / "s.tsv") == 0
+    ds = read_dataset(tmp_path / "s.h5")
+    with gzip.open(path, "rt") as f:                     # CYS/MET residues with N, CA, C, from the file itself
+        backbone = {}
+        for ln in f:
+            p = ln.split()
+            if ln.startswith("ATOM") and p[5] in ("CYS", "MET") and p[3] in ("N", "CA", "C") and p[-1] == "1":
+                backbone.setdefault((p[-3], p[-5], p[5]), set()).add(p[3])
+    expected = sorted(f"7loe|{c}|{n}||{r}" for (c, n, r), atoms in backbone.items() if len(atoms) == 3)
+    assert sorted(ds.ids.tolist()) == expected and len(expected) > 3
+    rows = [ln.split("\t") for ln in (tmp_path / "s.tsv").read_text().splitlines()[1:]]
+    assert rows and all(r[3] == "no atom of the channel elements (S) in its cloud" for r in rows)
+    synthetic = _synthetic(tmp_path)                     # no S at all (MSE has Se): nothing to write
+    assert _prepare([synthetic], tmp_path / "x.h5", "--elements", "S", clouds="residue",
+                    skipped=tmp_path / "x.tsv") == 1
+    assert "none of its 3 residue clouds has an atom of S" in _skipped_files(tmp_path / "x.tsv")[str(synthetic)]

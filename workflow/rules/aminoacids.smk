@@ -115,6 +115,7 @@ rule prepare_residues_shard:
         runtime=60,
     shell:
         "holovae prepare-structures {input} --clouds residue --out {output.h5} --skipped {output.skipped}"
+        " --split {wildcards.part}"
         " --lmax {params.t[lmax]} --n-max {params.t[n_max]} --r-max {params.t[r_max]} --elements {params.elements}"
         " --normalization {params.t[normalization]} --radial {params.t[radial]} --secondary none"
         " --threads {threads} --no-progress > {log} 2>&1"
