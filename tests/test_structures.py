@@ -380,6 +380,21 @@ def test_missing_backbone_is_skipped(tmp_path, backend):
     assert residue_ids(s, nb.residue)[0] == "syn|A|1||ALA"
 
 
+def test_residue_with_an_atom_far_from_its_ca_is_skipped(tmp_path):
+    """A coordinate corrupted into a valid number ("9999.000"): the atom would silently fall out
+    of its residue cloud (beyond r_max) and out of every neighbourhood. No standard residue
+    spans more than ~7.5 Å from its Cα, so such a residue is skipped, in both kinds of cloud."""
+    path = _synthetic(tmp_path)
+    text = path.read_text()
+    cb = next(ln for ln in text.splitlines(True) if ln[12:16] == " CB " and ln[17:20] == "ALA")
+    path.write_text(text.replace(cb, cb[:30] + "9999.000" + cb[38:]))
+    s = parse_structure(path)
+    for clouds in (neighbourhoods(s), residue_clouds(s)):
+        assert [s.resname[r] for r in clouds.residue] == ["SER", "GLY"]
+        [(r, why)] = clouds.skipped
+        assert s.resname[r] == "ALA" and why.startswith("atom CB lies 9999 Å from its Cα")
+
+
 def test_residue_clouds(tmp_path):
     s = parse_structure(_synthetic(tmp_path))
     rc = residue_clouds(s)

@@ -20,11 +20,14 @@ import numpy as np
 
 from .structures import ELEMENTS, STANDARD_AA, Structure
 
-__all__ = ["Clouds", "DEFAULT_ELEMENTS", "BACKBONE", "atom_channels", "check_elements", "centre_residues",
+__all__ = ["Clouds", "DEFAULT_ELEMENTS", "BACKBONE", "MAX_RESIDUE_RADIUS", "atom_channels", "check_elements", "centre_residues",
            "neighbourhoods", "residue_clouds", "residue_ids", "drop_empty_clouds", "no_centre_reason"]
 
 DEFAULT_ELEMENTS = ("C", "N", "O", "S")
 BACKBONE = ("N", "CA", "C")
+# No atom of a standard amino acid lies farther from its Cα (the longest, arginine's NH, lies
+# <= 7.42 Å from it in all 207,199 residues of the 444 structures under ../shared/data).
+MAX_RESIDUE_RADIUS = 10.0
 
 
 @dataclass
@@ -86,7 +89,10 @@ def atom_channels(element: np.ndarray, elements: Sequence[str] = DEFAULT_ELEMENT
 
 
 def centre_residues(s: Structure) -> tuple[np.ndarray, list]:
-    """Residues that get a cloud: standard amino acids (not HETATM) with N, CA and C.
+    """Residues that get a cloud: standard amino acids (not HETATM) with N, CA and C, and no
+    atom farther than :data:`MAX_RESIDUE_RADIUS` from their Cα (corrupt coordinates: a
+    residue's own atom that far would silently fall out of its cloud, or shift a
+    neighbourhood).
 
     Returns ``(residue indices [B] int64, skipped [(residue index, reason)])``; only amino
     acids are reported as skipped (ligands and waters are simply not centres).
@@ -103,6 +109,19 @@ def centre_residues(s: Structure) -> tuple[np.ndarray, list]:
     for r in np.flatnonzero(is_aa & ~ok).tolist():
         missing = [n for n in BACKBONE if not has[n][r]]
         skipped.append((r, "missing backbone atom(s) " + ",".join(missing)))
+    # the farthest own atom of each residue with a Cα, from that Cα
+    atom_ok = ok[s.residue_index]
+    d = np.zeros(s.n_atoms)
+    own_ca = s.ca_index[s.residue_index[atom_ok]]
+    d[atom_ok] = np.linalg.norm(s.coords[atom_ok].astype(np.float64) - s.coords[own_ca], axis=1)
+    far = np.zeros(s.n_residues)
+    np.maximum.at(far, s.residue_index, d)
+    for r in np.flatnonzero(ok & (far > MAX_RESIDUE_RADIUS)).tolist():
+        atoms = np.flatnonzero(s.residue_index == r)
+        a = atoms[np.argmax(d[atoms])]
+        skipped.append((r, f"atom {s.atom_name[a]} lies {d[a]:.4g} Å from its Cα (more than "
+                           f"{MAX_RESIDUE_RADIUS:g} Å: corrupt coordinates)"))
+        ok[r] = False
     return np.flatnonzero(ok).astype(np.int64), skipped
 
 
