@@ -5,8 +5,9 @@ Each file is parsed (:mod:`holovae.data.structures`), cut into Cα-centred neigh
 (:mod:`holovae.data.secondary`); the Zernike transform runs once per chunk of neighbourhoods
 drawn from several structures (one big ragged batch is much faster than a call per
 structure). A file that fails, at any step, is recorded in ``skipped`` with its reason and the
-rest go on; so are residues without a full backbone or with an empty cloud. Used by ``holovae prepare-structures`` (training data)
-and ``holovae embed-structures`` (a user's own structures).
+rest go on; so are residues without a full backbone or with an empty cloud. Used by
+``holovae prepare-structures`` (training data) and ``holovae embed-structures`` (a user's own
+structures).
 """
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def featurize_structures(files, *, lmax: int, n_max: int = 20, r_max: float = 10
     from tqdm import tqdm
 
     from ..transforms.zernike import zernike_irreps, zernike_transform
-    from .neighbourhoods import check_elements, drop_empty_clouds, neighbourhoods, no_centre_reason, residue_clouds, residue_ids
+    from .neighbourhoods import (check_elements, drop_empty_clouds, neighbourhoods, no_centre_reason, residue_clouds,
+                                 residue_ids)
     from .secondary import secondary_structure
     from .structures import StructureError, parse_structure
 

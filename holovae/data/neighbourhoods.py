@@ -20,8 +20,9 @@ import numpy as np
 
 from .structures import ELEMENTS, STANDARD_AA, Structure
 
-__all__ = ["Clouds", "DEFAULT_ELEMENTS", "BACKBONE", "MAX_RESIDUE_RADIUS", "atom_channels", "check_elements", "centre_residues",
-           "neighbourhoods", "residue_clouds", "residue_ids", "drop_empty_clouds", "no_centre_reason"]
+__all__ = ["Clouds", "DEFAULT_ELEMENTS", "BACKBONE", "MAX_RESIDUE_RADIUS", "atom_channels", "check_elements",
+           "centre_residues", "neighbourhoods", "residue_clouds", "residue_ids", "drop_empty_clouds",
+           "no_centre_reason"]
 
 DEFAULT_ELEMENTS = ("C", "N", "O", "S")
 BACKBONE = ("N", "CA", "C")

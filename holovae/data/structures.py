@@ -185,7 +185,8 @@ def _record_problem(line: str) -> str | None:
     for axis, start, stop in _COORD_FIELDS:
         if not _PDB_NUMBER.fullmatch(line, start, stop):
             field = line[start:stop].strip()
-            return f"{'blank' if not field else f'non-numeric ({field!r})'} {axis} coordinate in columns {start + 1}-{stop}"
+            what = "blank" if not field else f"non-numeric ({field!r})"
+            return f"{what} {axis} coordinate in columns {start + 1}-{stop}"
     if not _PDB_RESNUM.fullmatch(line, 22, 26):
         return f"residue number {line[22:26].strip()!r} in columns 23-26 is not an integer"
     if not _PDB_NUMBER.fullmatch(line, 54, 60) and line[54:60].strip():
