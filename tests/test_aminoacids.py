@@ -100,3 +100,83 @@ def test_tables_s5_s6_average_repeats():
     assert row["cosine_paper"] == pytest.approx(0.160) and row["knn_acc_paper"] == pytest.approx(0.848)
     s6 = build_table("tableS6", [dict(e, n_train=20000) for e in evals]).rows[0]
     assert s6["beta"] == pytest.approx(0.025) and s6["cosine_paper"] == pytest.approx(0.037)
+
+
+# ------------------------------------------------------------------------------------------------
+# the central Cα (aminoacids.transform.drop_ca)
+# ------------------------------------------------------------------------------------------------
+def _origin_l0_terms(n_max: int, radial: str, normalization: str) -> np.ndarray:
+    """l = 0 coefficients ``[n_max // 2 + 1]`` (n = 0, 2, ...) of one point at the origin, from the
+    closed forms, not from holovae: ``R_n0(0) Y_00`` with ``Y_00 = 1 / sqrt(4 pi)`` (e3nn's
+    'integral' normalisation) and
+
+    * orthonormal: ``R_n0(x) = sqrt(2n + 3) P_k^(0, 1/2)(2x^2 - 1)``, k = n / 2 (Jacobi, scipy);
+    * authors (hyperparameters.md): ``R_n0(x) = (-1)^k sqrt(2n + 3) binom(floor((n + 3) / 2) - 1, k)
+      2F1(-k, (n + 3) / 2; 3 / 2; x^2)``.
+
+    Under square normalisation the point's basis vector (only its l = 0 entries are non-zero at
+    the origin, ``x^l = 0`` for l > 0) is divided by its squared norm."""
+    from scipy.special import binom, eval_jacobi, hyp2f1
+
+    n = np.arange(0, n_max + 1, 2)
+    k = n // 2
+    if radial == "orthonormal":
+        r0 = np.sqrt(2 * n + 3) * eval_jacobi(k, 0.0, 0.5, -1.0)
+    else:
+        r0 = (-1.0) ** k * np.sqrt(2 * n + 3) * binom((n + 3) // 2 - 1, k) * hyp2f1(-k, (n + 3) / 2, 1.5, 0.0)
+    basis = r0 / np.sqrt(4 * np.pi)
+    return basis / (basis ** 2).sum() if normalization == "square" else basis
+
+
+@pytest.mark.parametrize("radial, normalization", [("authors", "square"), ("orthonormal", "none")])
+def test_the_central_ca_adds_exactly_the_l0_term_at_the_origin(tmp_path, radial, normalization):
+    """Kept (--no-drop-ca), the Cα changes every residue's coefficients by the same vector: the
+    origin's l = 0 radial terms in the carbon channel (the first n_radial(0) = 11 entries of the
+    0e block at n_max = 20), nothing else; the choice is stored in the data's attributes."""
+    files = [str(embedded_structure_paths()[2])]
+    common = ["prepare-structures", *files, "--clouds", "residue", "--lmax", "4", "--n-max", "20",
+              "--radial", radial, "--normalization", normalization, "--secondary", "none", "--no-progress"]
+    assert main(common + ["--out", str(tmp_path / "dropped.h5")]) == 0
+    assert main(common + ["--no-drop-ca", "--out", str(tmp_path / "kept.h5")]) == 0
+    dropped, kept = read_dataset(tmp_path / "dropped.h5"), read_dataset(tmp_path / "kept.h5")
+    assert dropped.attrs["central_ca_dropped"] is True and kept.attrs["central_ca_dropped"] is False
+    assert kept.ids.tolist() == dropped.ids.tolist() and len(kept) > 100
+    expected = np.zeros(dropped.irreps.dim)
+    expected[:11] = _origin_l0_terms(20, radial, normalization)
+    diff = kept.coefficients.double().numpy() - dropped.coefficients.double().numpy()
+    scale = np.abs(kept.coefficients.numpy()).max()
+    np.testing.assert_allclose(diff, np.broadcast_to(expected, diff.shape), rtol=0, atol=2e-6 * scale)
+    assert np.abs(expected[:11]).min() > 100 * 2e-6 * scale      # every term is far above the tolerance
+
+
+def test_embed_structures_keeps_the_central_ca_as_its_training_data_did(tmp_path):
+    """A model trained on residue clouds with the Cα kept: embed-structures transforms new files
+    the same way (from the model's stored attributes), so its z equal the model's z of the
+    prepared data, and differ from those of clouds without the Cα."""
+    import torch
+
+    from holovae.embed import embed
+    from holovae.train import load_model
+
+    files = [str(p) for p in embedded_structure_paths()[:2]]
+    common = ["--clouds", "residue", "--lmax", "2", "--n-max", "4", "--secondary", "none", "--no-progress"]
+    assert main(["prepare-structures", *files, *common, "--no-drop-ca", "--out", str(tmp_path / "kept.h5")]) == 0
+    assert main(["prepare-structures", files[1], *common, "--out", str(tmp_path / "dropped.h5")]) == 0
+    assert main(["train", "--train", str(tmp_path / "kept.h5"), "--val", str(tmp_path / "kept.h5"), "--out",
+                 str(tmp_path / "m"), "--set", "model.latent_dim=2", "--set", "model.channels=[4,4]",
+                 "--set", "model.degrees=[2,1]", "--set", "model.initial_channels=4", "--set", "train.epochs=1",
+                 "--set", "train.batch_size=64", "--set", "train.device=cpu", "--no-progress"]) == 0
+    model_path = tmp_path / "m" / "best.pt"
+    assert main(["embed-structures", files[1], "--model", str(model_path), "--out", str(tmp_path / "z.h5"),
+                 "--secondary", "none", "--no-progress"]) == 0
+    got = read_dataset(tmp_path / "z.h5")
+    assert got.attrs["central_ca_dropped"] is False
+    model = load_model(model_path, "cpu")
+    kept, dropped = read_dataset(tmp_path / "kept.h5"), read_dataset(tmp_path / "dropped.h5")
+    rows = np.flatnonzero([i.startswith(got.ids[0].split("|")[0] + "|") for i in kept.ids])
+    assert kept.ids[rows].tolist() == got.ids.tolist() == dropped.ids.tolist()
+    with torch.no_grad():
+        z_kept = embed(model, kept.coefficients[rows], reconstructions=False)["z"]
+        z_dropped = embed(model, dropped.coefficients, reconstructions=False)["z"]
+    torch.testing.assert_close(got.coefficients, z_kept, rtol=1e-5, atol=1e-5)
+    assert (got.coefficients - z_dropped).abs().max() > 1e-3

@@ -172,3 +172,58 @@ def test_mmseqs_and_alignment_agree_on_the_families(lba_sequences):
     assert by_mmseqs.clusters == by_alignment.clusters
     assert by_mmseqs.command.startswith("mmseqs easy-cluster") and "--min-seq-id 0.3 -c 0.8" in by_mmseqs.command
     assert by_mmseqs.version.startswith("mmseqs2 ")
+
+
+# ------------------------------------------------------------------------------ lba-split
+
+
+def _pocket_pdb(protein, ligand_sdf, cutoff=10.0) -> str:
+    """The residues of ``protein`` with an atom within ``cutoff`` Å of a ligand atom (PDBbind's
+    pocket definition), as PDB text: read here from the fixed columns, not by holovae."""
+    import gzip as _gzip
+
+    lines = _gzip.open(protein, "rt").read().splitlines() if str(protein).endswith(".gz") else \
+        Path(protein).read_text().splitlines()
+    sdf = Path(ligand_sdf).read_text().splitlines()
+    n = int(sdf[3][:3])
+    lig = np.array([[float(ln[0:10]), float(ln[10:20]), float(ln[20:30])] for ln in sdf[4:4 + n]])
+    atoms = [ln for ln in lines if ln.startswith(("ATOM  ", "HETATM"))]
+    xyz = np.array([[float(ln[30:38]), float(ln[38:46]), float(ln[46:54])] for ln in atoms])
+    near = (np.linalg.norm(xyz[:, None] - lig[None], axis=2) <= cutoff).any(1)
+    keys = {ln[17:27] for ln, x in zip(atoms, near) if x}
+    return "".join(ln + "\n" for ln in atoms if ln[17:27] in keys) + "END\n"
+
+
+def test_lba_split_takes_the_pockets_chains_when_there_is_no_protein_file(tmp_path):
+    """PDBbind folders with <id>_pocket.pdb and no <id>_protein.pdb: prepare-lba --receptor pocket
+    takes them, lba-split refused them (0 readable sequences); it now splits on the pocket's
+    chains and says which complexes were sequenced so."""
+    import json
+
+    from holovae.cli import main
+
+    embedded = Path(__file__).resolve().parents[1] / "holovae" / "data" / "embedded" / "lba"
+    ids = sorted(p.name for p in embedded.iterdir() if p.is_dir())
+    proteins = {cid: next((embedded / cid).glob(f"{cid}_protein.pdb*")) for cid in ids}
+    for cid in ids:
+        d = tmp_path / "complexes" / cid
+        d.mkdir(parents=True)
+        (d / f"{cid}_ligand.sdf").write_bytes((embedded / cid / f"{cid}_ligand.sdf").read_bytes())
+        (d / f"{cid}_pocket.pdb").write_text(_pocket_pdb(proteins[cid], embedded / cid / f"{cid}_ligand.sdf"))
+        pocket_length = sum(map(len, protein_sequence(d / f"{cid}_pocket.pdb").values()))
+        assert 15 < pocket_length < sum(map(len, protein_sequence(proteins[cid]).values()))
+
+    def split():
+        out = tmp_path / "split.json"
+        assert main(["lba-split", "--complexes", str(tmp_path / "complexes"), "--out", str(out), "--method", "align",
+                     "--no-identity-check"]) == 0
+        return json.loads(out.read_text())
+
+    pockets = split()                                  # pockets only
+    assert pockets["sequenced_from_pocket"] == ids and pockets["excluded"] == {}
+    assert sorted(i for s in ("train", "val", "test") for i in pockets["folds"][0][s]) == ids
+    assert f"{len(ids)} of them sequenced from their pocket file" in pockets["caption"]
+    for cid in ids[1::2]:                              # mixed: the protein file wherever there is one
+        (tmp_path / "complexes" / cid / proteins[cid].name).write_bytes(proteins[cid].read_bytes())
+    mixed = split()
+    assert mixed["sequenced_from_pocket"] == ids[0::2] and sorted(mixed["clusters"]) == ids

@@ -134,7 +134,7 @@ def test_errors_name_the_file(tmp_path, backend):
     with pytest.raises(StructureError, match="empty.pdb"):
         parse_structure(empty, backend=backend)
     ions = tmp_path / "ions.pdb"
-    ions.write_text(_atom(1, "ZN  ", " ZN", "A", 1, (0, 0, 0), "ZN", het=True))
+    ions.write_text(_atom(1, "ZN  ", " ZN", "A", 1, (0, 0, 0), "ZN", het=True) + "END\n")
     with pytest.raises(StructureError, match="no Cα"):
         parse_structure(ions, backend=backend)
     garbage = tmp_path / "garbage.cif"
@@ -240,18 +240,79 @@ def test_backends_agree_on_pdb_without_element_column(tmp_path, source):
         assert (b.element == "SE").sum() == 4
 
 
-def test_truncated_plain_mmcif(tmp_path, backend):
-    """A plain (not gzipped) mmCIF cut inside the _atom_site loop is malformed for both backends.
-    Known difference: cut *after* a complete _atom_site loop, biopython's FastMMCIFParser (which
-    reads only that loop) accepts the file while gemmi (which tokenizes the whole file) rejects it;
-    we keep gemmi's answer -- a truncated file should not pass silently."""
+def _mmcif_text(x: str = "1.000", auth_seq_id: str = "1") -> str:
+    """A four-atom alanine as mmCIF; ``x`` and ``auth_seq_id`` of its Cα as given."""
     lines = ["data_t\nloop_\n"] + [f"_atom_site.{k}\n" for k in (
         "group_PDB id type_symbol label_atom_id label_alt_id label_comp_id label_asym_id label_seq_id "
         "pdbx_PDB_ins_code Cartn_x Cartn_y Cartn_z occupancy B_iso_or_equiv auth_seq_id auth_asym_id "
         "pdbx_PDB_model_num").split()]
     for i, (name, el) in enumerate([("N", "N"), ("CA", "C"), ("C", "C"), ("O", "O")]):
-        lines.append(f"ATOM {i + 1} {el} {name} . ALA A 1 ? {i:.3f} 1.000 2.000 1.00 10.0 1 A 1\n")
-    text = "".join(lines) + "#\nloop_\n_software.name\n_software.version\nrefmac 5.8\n"
+        xi, seq = (x, auth_seq_id) if name == "CA" else (f"{i:.3f}", "1")
+        lines.append(f"ATOM {i + 1} {el} {name} . ALA A 1 ? {xi} 1.000 2.000 1.00 10.0 {seq} A 1\n")
+    return "".join(lines) + "#\nloop_\n_software.name\n_software.version\nrefmac 5.8\n"
+
+
+def _edit_ca_line(path, edit) -> None:
+    """Apply ``edit(line) -> line`` to the first Cα record of a PDB file."""
+    lines = path.read_text().splitlines(True)
+    k = next(i for i, ln in enumerate(lines) if ln.startswith("ATOM") and ln[12:16] == " CA ")
+    lines[k] = edit(lines[k])
+    path.write_text("".join(lines))
+
+
+# Before the record checks, gemmi read blank coordinates as 0 and "1.2x45" as 1.2, both
+# backends read "nan", a blank residue number made gemmi's path raise a bare TypeError, and a
+# file cut at a line boundary was a valid partial structure.
+@pytest.mark.parametrize("edit, message", [
+    (lambda ln: ln[:30] + " " * 24 + ln[54:], "blank x coordinate in columns 31-38"),
+    (lambda ln: ln[:30] + "  1.2x45" + ln[38:], r"non-numeric \('1.2x45'\) x coordinate"),
+    (lambda ln: ln[:38] + "     nan" + ln[46:], r"non-numeric \('nan'\) y coordinate"),
+    (lambda ln: ln[:46] + "    -inf" + ln[54:], r"non-numeric \('-inf'\) z coordinate"),
+    (lambda ln: ln[:22] + "  X " + ln[26:], "residue number 'X' in columns 23-26 is not an integer"),
+    (lambda ln: ln[:22] + "    " + ln[26:], "residue number '' in columns 23-26"),
+    (lambda ln: ln[:54] + "  x.xx" + ln[60:], "non-numeric occupancy 'x.xx'"),
+    (lambda ln: ln[:44] + "\n", "ends at column 44, before the end of its coordinates"),
+    (lambda ln: ln[:8] + "é" + ln[9:], "non-ASCII character in column 9"),     # gemmi: 2 bytes, fields shift
+], ids=["blank", "junk", "nan", "inf", "resnum", "blank-resnum", "occupancy", "cut-line", "non-ascii"])
+def test_pdb_records_the_parsers_misread_are_refused(tmp_path, backend, edit, message):
+    path = _synthetic(tmp_path)
+    _edit_ca_line(path, edit)                               # the first Cα: line 3
+    with pytest.raises(StructureError, match=rf"syn.pdb: line 3 \(ATOM record\): .*{message}"):
+        parse_structure(path, backend=backend)
+
+
+def test_pdb_without_end_record_is_truncated(tmp_path, backend):
+    lines = _synthetic(tmp_path).read_text().splitlines(True)
+    cut = tmp_path / "cut.pdb"
+    cut.write_text("".join(lines[:12]))                     # at a line boundary: every record complete
+    with pytest.raises(StructureError, match="cut.pdb: no END record: the file is truncated"):
+        parse_structure(cut, backend=backend)
+    cut.write_text("".join(lines[:12]) + "END\n")
+    assert parse_structure(cut, backend=backend).resname.tolist() == ["ALA", "SER"]
+
+
+@pytest.mark.parametrize("x, seq, message", [
+    ("?", "1", "(non-finite|could not convert)"), ("1.2x45", "1", "(non-finite|could not convert)"),
+    ("1e39", "1", "non-finite"),                               # finite as float64, inf as float32
+    ("1.000", "X", "(not an integer|invalid literal)"),        # gemmi: residue number None
+], ids=["null", "junk", "overflow", "resnum"])
+def test_mmcif_numbers_the_parsers_misread_are_refused(tmp_path, backend, x, seq, message):
+    good = tmp_path / "good.cif"
+    good.write_text(_mmcif_text())
+    assert parse_structure(good, backend=backend).n_atoms == 4
+    bad = tmp_path / "bad.cif"
+    bad.write_text(_mmcif_text(x, seq))
+    with pytest.raises(StructureError, match=f"bad.cif: .*{message}"):
+        parse_structure(bad, backend=backend)
+
+
+def test_truncated_plain_mmcif(tmp_path, backend):
+    """A plain (not gzipped) mmCIF cut inside the _atom_site loop is malformed for both backends.
+    Known difference: cut *after* a complete _atom_site loop, biopython's FastMMCIFParser (which
+    reads only that loop) accepts the file while gemmi (which tokenizes the whole file) rejects it;
+    we keep gemmi's answer -- a truncated file should not pass silently. (mmCIF has no END record:
+    a plain file cut at a row boundary of its _atom_site loop cannot be told from a complete one.)"""
+    text = _mmcif_text("0.000")
     full = tmp_path / "full.cif"
     full.write_text(text)
     assert parse_structure(full, backend=backend).n_atoms == 4
@@ -318,6 +379,21 @@ def test_missing_backbone_is_skipped(tmp_path, backend):
     assert [s.resname[r] for r in nb.residue] == ["ALA", "SER"]          # MSE is not standard
     assert [(s.resname[r], why) for r, why in nb.skipped] == [("GLY", "missing backbone atom(s) C")]
     assert residue_ids(s, nb.residue)[0] == "syn|A|1||ALA"
+
+
+def test_residue_with_an_atom_far_from_its_ca_is_skipped(tmp_path):
+    """A coordinate corrupted into a valid number ("9999.000"): the atom would silently fall out
+    of its residue cloud (beyond r_max) and out of every neighbourhood. No standard residue
+    spans more than ~7.5 Å from its Cα, so such a residue is skipped, in both kinds of cloud."""
+    path = _synthetic(tmp_path)
+    text = path.read_text()
+    cb = next(ln for ln in text.splitlines(True) if ln[12:16] == " CB " and ln[17:20] == "ALA")
+    path.write_text(text.replace(cb, cb[:30] + "9999.000" + cb[38:]))
+    s = parse_structure(path)
+    for clouds in (neighbourhoods(s), residue_clouds(s)):
+        assert [s.resname[r] for r in clouds.residue] == ["SER", "GLY"]
+        [(r, why)] = clouds.skipped
+        assert s.resname[r] == "ALA" and why.startswith("atom CB lies 9999 Å from its Cα")
 
 
 def test_residue_clouds(tmp_path):
@@ -396,3 +472,206 @@ def test_dssp_agrees_with_geometry():
     ss, method = secondary_structure(s, MISC / "biotite__5zng.cif.gz", method="auto")
     aa = ss != "-"
     assert method == "dssp" and (ss[aa] == geometric_secondary(s)[aa]).mean() > 0.75
+
+
+# ------------------------------------------------------------------------------------------
+# every file isolated, every failure with a reason, no empty output
+# ------------------------------------------------------------------------------------------
+SMALL = dict(lmax="2", n_max="4")
+
+
+def _prepare(files, out, *extra, clouds="neighbourhood", skipped=None) -> int:
+    from holovae.cli import main
+
+    args = ["prepare-structures", *map(str, files), "--out", str(out), "--clouds", clouds, "--lmax", SMALL["lmax"],
+            "--n-max", SMALL["n_max"], "--secondary", "geometry", "--no-progress", *extra]
+    return main(args + (["--skipped", str(skipped)] if skipped else []))
+
+
+def _rows_by_file(path) -> dict:
+    """``{structure id: (ids, coefficients)}`` of a prepared shard. (Coefficients compare up to
+    float32 rounding: the transform batches clouds of similar sizes, so the order of a row's
+    sums depends on the other files in its chunk.)"""
+    from holovae.data.hdf5 import read_dataset
+
+    ds = read_dataset(path)
+    names = np.array([i.split("|")[0] for i in ds.ids])
+    return {n: (ds.ids[names == n].tolist(), ds.coefficients.numpy()[names == n]) for n in np.unique(names)}
+
+
+def _skipped_files(path) -> dict:
+    """``{file: reason}`` of the file-level rows of a skipped TSV."""
+    rows = [ln.split("\t") for ln in Path(path).read_text().splitlines()[1:]]
+    return {r[0]: r[3] for r in rows if r[1] == ""}
+
+
+def _bad_inputs(tmp_path) -> dict:
+    """``{file: expected reason}``: files that must be skipped, each for its own reason."""
+    text = _synthetic(tmp_path, "base.pdb").read_text()
+    ca = next(ln for ln in text.splitlines(True) if ln[12:16] == " CA ")
+    bad = {}
+    p = tmp_path / "nan.pdb"
+    p.write_text(text.replace(ca, ca[:30] + "     nan" + ca[38:]))
+    bad[p] = "non-numeric ('nan') x coordinate"
+    p = tmp_path / "hetatm.pdb"
+    p.write_text(text.replace("ATOM  ", "HETATM"))
+    bad[p] = "no row: its 3 standard amino acid(s) are all HETATM records"
+    p = tmp_path / "cut.pdb"
+    p.write_text(text[: text.index(ca) + len(ca)])
+    bad[p] = "no END record"
+    bad[tmp_path / "mistyped.pdb"] = "mistyped.pdb: no such file"
+    return bad
+
+
+@pytest.mark.parametrize("clouds", ["neighbourhood", "residue"])
+def test_cli_isolates_every_bad_file(tmp_path, clouds):
+    """Bad files mixed with good ones (the same chunk of the batched transform): the good files'
+    rows are those of a clean run, each bad file is listed with its reason, rc 0. Before: one
+    file with a NaN coordinate ended a residue-cloud run (rc 1, no output) and the HETATM-only
+    file gave 0 rows without a reason."""
+    from holovae.data.embedded import embedded_structure_paths
+
+    good = [_synthetic(tmp_path, "one.pdb"), embedded_structure_paths()[2]]
+    bad = _bad_inputs(tmp_path)
+    assert _prepare(good, tmp_path / "clean.h5", clouds=clouds) == 0
+    bads = list(bad)
+    mixed = bads[:2] + [good[0]] + bads[2:] + [good[1]]
+    assert _prepare(mixed, tmp_path / "mixed.h5", clouds=clouds, skipped=tmp_path / "skipped.tsv") == 0
+    clean, got = _rows_by_file(tmp_path / "clean.h5"), _rows_by_file(tmp_path / "mixed.h5")
+    assert sorted(got) == sorted(clean) == ["7loe", "one"]
+    for name, (ids, coefficients) in clean.items():
+        assert got[name][0] == ids
+        np.testing.assert_allclose(got[name][1], coefficients, rtol=0, atol=1e-5 * np.abs(coefficients).max())
+    reasons = _skipped_files(tmp_path / "skipped.tsv")
+    assert sorted(reasons) == sorted(str(p) for p in bad)
+    for p, why in bad.items():
+        assert why in reasons[str(p)] and str(p) in reasons[str(p)], reasons[str(p)]
+
+
+@pytest.mark.parametrize("clouds", ["neighbourhood", "residue"])
+def test_a_failing_transform_chunk_blames_only_its_file(tmp_path, monkeypatch, clouds):
+    """The transform runs on chunks of several files, outside the per-file guard; when a chunk
+    fails its files are transformed one by one. A file whose clouds hold a NaN point (injected
+    past the parser, which refuses NaN itself) is skipped with the transform's reason; the
+    other files of its chunk keep the rows of a clean run."""
+    import holovae.data.neighbourhoods as nb
+    from holovae.data.embedded import embedded_structure_paths
+
+    good = [_synthetic(tmp_path, "one.pdb"), embedded_structure_paths()[2]]
+    poison = _synthetic(tmp_path, "poison.pdb")
+    assert _prepare(good, tmp_path / "clean.h5", clouds=clouds) == 0
+    for name in ("neighbourhoods", "residue_clouds"):
+        original = getattr(nb, name)
+
+        def poisoned(s, *args, _original=original, **kw):
+            c = _original(s, *args, **kw)
+            if s.name == "poison":
+                c.points[0] = np.nan
+            return c
+        monkeypatch.setattr(nb, name, poisoned)
+    assert _prepare([good[0], poison, good[1]], tmp_path / "mixed.h5", clouds=clouds,
+                    skipped=tmp_path / "skipped.tsv") == 0
+    clean, got = _rows_by_file(tmp_path / "clean.h5"), _rows_by_file(tmp_path / "mixed.h5")
+    assert sorted(got) == ["7loe", "one"]
+    for name, (ids, coefficients) in clean.items():
+        assert got[name][0] == ids
+        np.testing.assert_allclose(got[name][1], coefficients, rtol=0, atol=1e-5 * np.abs(coefficients).max())
+    reason = _skipped_files(tmp_path / "skipped.tsv")[str(poison)]
+    assert reason.startswith(f"{poison}: Zernike transform failed") and "NaN" in reason
+
+
+@pytest.mark.parametrize("elements, message", [
+    ("Q,Z", "'Q', 'Z' are not element symbols"),       # before: every coefficient 0, rc 0
+    ("C,C", "C repeated"),                             # before: every file skipped, empty HDF5, rc 0
+    ("C,N,O,H", "hydrogens are removed when parsing"),
+])
+def test_bad_element_lists_fail_before_any_file(tmp_path, caplog, elements, message):
+    caplog.set_level(logging.INFO, logger="holovae")
+    assert _prepare([_synthetic(tmp_path)], tmp_path / "x.h5", "--elements", elements) == 1
+    assert message in caplog.text and "skipping" not in caplog.text
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_run_where_every_input_failed_fails(tmp_path, caplog):
+    """Before: a mistyped list skipped every file and wrote a 0-row HDF5 with rc 0, which a
+    workflow marks done and `embed` fails on hours later (torch.cat of an empty list)."""
+    caplog.set_level(logging.INFO, logger="holovae")
+    bad = _bad_inputs(tmp_path)
+    out, skipped = tmp_path / "test" / "shard0.h5", tmp_path / "test" / "shard0.skipped.tsv"
+    out.parent.mkdir()
+    assert _prepare(list(bad), out, "--split", "test", clouds="residue", skipped=skipped) == 1
+    assert not out.exists()
+    assert f"test split ({out}): no row from its 4 input file(s), nothing written" in caplog.text
+    for p in bad:                                       # every input named with its reason
+        assert str(p) in caplog.text
+    assert sorted(_skipped_files(skipped)) == sorted(str(p) for p in bad)
+
+
+def test_merge_refuses_shards_without_rows(tmp_path, caplog):
+    from holovae.cli import main
+    from holovae.data.hdf5 import write_dataset
+
+    shards = [write_dataset(tmp_path / f"shard{i}.h5", np.zeros((0, 2), np.float32), "2x0e", ids=[]) for i in range(2)]
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "test.h5")]) == 1
+    assert f"{tmp_path / 'test.h5'}: its 2 shard(s) hold no row" in caplog.text
+    assert not (tmp_path / "test.h5").exists()
+    write_dataset(shards[1], np.ones((3, 2), np.float32), "2x0e", ids=["a", "b", "c"])
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "test.h5")]) == 0
+
+
+def test_keeping_the_central_ca_is_for_residue_clouds_only(tmp_path, caplog):
+    assert _prepare([_synthetic(tmp_path)], tmp_path / "x.h5", "--no-drop-ca") == 1
+    assert "neighbourhood clouds always leave out the central Cα" in caplog.text
+
+
+def test_empty_clouds_are_skipped_with_their_reason(tmp_path):
+    """A cloud without an atom of the channel elements would be a row of zeros. With sulfur as
+    the only channel, residue clouds of CYS and MET (SG, SD) are the only non-empty ones."""
+    from holovae.data.embedded import embedded_structure_paths
+    from holovae.data.hdf5 import read_dataset
+
+    path = embedded_structure_paths()[2]
+    assert _prepare([path], tmp_path / "s.h5", "--elements", "S", clouds="residue",
+                    skipped=tmp_path / "s.tsv") == 0
+    ds = read_dataset(tmp_path / "s.h5")
+    with gzip.open(path, "rt") as f:                     # CYS/MET residues with N, CA, C, from the file itself
+        backbone = {}
+        for ln in f:
+            p = ln.split()
+            if ln.startswith("ATOM") and p[5] in ("CYS", "MET") and p[3] in ("N", "CA", "C") and p[-1] == "1":
+                backbone.setdefault((p[-3], p[-5], p[5]), set()).add(p[3])
+    expected = sorted(f"7loe|{c}|{n}||{r}" for (c, n, r), atoms in backbone.items() if len(atoms) == 3)
+    assert sorted(ds.ids.tolist()) == expected and len(expected) > 3
+    rows = [ln.split("\t") for ln in (tmp_path / "s.tsv").read_text().splitlines()[1:]]
+    assert rows and all(r[3] == "no atom of the channel elements (S) in its cloud" for r in rows)
+    synthetic = _synthetic(tmp_path)                     # no S at all (MSE has Se): nothing to write
+    assert _prepare([synthetic], tmp_path / "x.h5", "--elements", "S", clouds="residue",
+                    skipped=tmp_path / "x.tsv") == 1
+    assert "none of its 3 residue clouds has an atom of S" in _skipped_files(tmp_path / "x.tsv")[str(synthetic)]
+
+
+def test_the_vectorised_record_check_misses_no_bad_record():
+    """The PDB record check runs a vectorised prefilter and the per-record reference only on the
+    records it flags: on 20,000 records with random characters in the checked fields (and cut or
+    CRLF-terminated lines), every record the reference refuses is flagged."""
+    from holovae.data.structures import _record_problem, _suspect_records
+
+    rng = np.random.default_rng(5)
+    base = _atom(1, " CA ", "ALA", "A", 12, (12.345, -6.789, 0.5), "C").rstrip("\n").ljust(80)
+    alphabet = list(" 0123456789.-+eEx?\r\tAZé")
+    records = []
+    for _ in range(20000):
+        chars = list(base)
+        a, b = [(22, 26), (30, 38), (38, 46), (46, 54), (54, 60)][rng.integers(5)]
+        for k in range(a, b):
+            if rng.random() < 0.4:
+                chars[k] = alphabet[rng.integers(len(alphabet))]
+        line = "".join(chars)
+        if rng.random() < 0.1:
+            line = line[: rng.integers(20, 80)]
+        if rng.random() < 0.1:
+            line = line.rstrip() + "\r"
+        records.append(line)
+    bad = {k for k, line in enumerate(records) if _record_problem(line)}
+    assert 0.3 < len(bad) / len(records) < 0.9                  # both kinds are well represented
+    assert bad <= set(_suspect_records(records).tolist())

@@ -1,9 +1,10 @@
 """`holovae embed-structures`: per-residue invariant embeddings of a user's own structures.
 
 The structures are transformed exactly as the model's training data was (parameters stored in
-the model file by ``holovae train``), every residue's neighbourhood is encoded, and one HDF5 is
-written: ``coefficients`` = z (invariant, irreps ``Zx0e``), extra ``frame`` [N, 3, 3],
-``secondary_structure`` and ``residue_name``, ``ids`` "pdb|chain|resnum|icode|resname".
+the model file by ``holovae train``, ``central_ca_dropped`` included), every residue's
+neighbourhood is encoded, and one HDF5 is written: ``coefficients`` = z (invariant, irreps
+``Zx0e``), extra ``frame`` [N, 3, 3], ``secondary_structure`` and ``residue_name``, ``ids``
+"pdb|chain|resnum|icode|resname".
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def run(args) -> None:
     from ..data.hdf5 import write_dataset
     from ..embed import embed
     from ..train import load_model
-    from .prepare_structures import _write_tsv
+    from .prepare_structures import _write_tsv, refuse_empty
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = torch.load(args.model, map_location="cpu", weights_only=False)
@@ -37,12 +38,13 @@ def run(args) -> None:
                              elements=attrs["elements"], other_channel=attrs["other_channel"],
                              normalization=attrs["normalization"], radial=attrs["radial"],
                              secondary=args.secondary, keep_hetero=attrs.get("keep_hetero", True),
-                             progress=not args.no_progress, clouds=kinds[attrs["kind"]])
+                             progress=not args.no_progress, clouds=kinds[attrs["kind"]],
+                             drop_ca=attrs.get("central_ca_dropped", True))
     if f.irreps.simplify() != o3.Irreps(model.config.irreps_in).simplify():
         raise ValueError(f"{args.model}: model irreps {model.config.irreps_in} differ from the transform's {f.irreps}")
-    if len(f.ids) == 0:
-        raise ValueError(f"no residue neighbourhood in {len(args.structures)} file(s): see the skipped list "
-                         f"({', '.join(str(r[3]) for r in f.skipped[:3])})")
+    if args.skipped:
+        _write_tsv(Path(args.skipped), f.skipped)
+    refuse_empty(len(f.ids), args.structures, f.skipped, str(args.out))
     out = embed(model, torch.from_numpy(f.coefficients), batch_size=args.batch_size, reconstructions=False)
     z = out["z"].numpy()
     write_dataset(args.out, z, f"{z.shape[1]}x0e", labels=f.labels, ids=f.ids,
@@ -50,8 +52,6 @@ def run(args) -> None:
                   extra={"frame": out["frame"].numpy(),
                          "secondary_structure": np.asarray(f.secondary, dtype=object),
                          "residue_name": np.asarray(f.resnames, dtype=object)})
-    if args.skipped:
-        _write_tsv(Path(args.skipped), f.skipped)
     log.info("wrote %s: %d residues x z=%d from %d/%d structures (%d skipped rows)", args.out, len(f.ids),
              z.shape[1], f.attrs["n_files_ok"], len(args.structures), len(f.skipped))
 

@@ -6,7 +6,8 @@ Two sources:
 * ``--lists DIR``: ATOM3D's own split lists (``train.txt``, ``val.txt``, ``test.txt``, one PDB
   id per line) -> one fixed fold, taken as given (no clustering);
 * otherwise the proteins of the complexes (:func:`holovae.data.sequence_split.protein_sequence`
-  of each full protein file) are clustered at ``--min-identity``
+  of each full protein file, or of the PDBbind pocket file of a complex that has no protein
+  file, as ``prepare-lba --receptor protein_or_pocket`` takes it) are clustered at ``--min-identity``
   (:func:`~holovae.data.sequence_split.cluster_by_identity`) and whole clusters go to the sets:
   ``--folds K`` gives K cross-validation folds (:func:`holovae.evaluate.regression.grouped_cv_splits`,
   the validation set carved from each fold's training clusters), else one fixed split with
@@ -17,7 +18,8 @@ Two sources:
 The JSON: ``kind`` ("cv" / "fixed"), ``source`` ("atom3d-lists" / "sequence-identity"),
 ``folds`` ([{"train", "val", "test"}], sorted id lists), ``method``, ``min_identity``,
 ``clusters`` ({id: cluster index}), ``max_cross_identity``, ``caption``, ``excluded``
-({id: reason} of complexes left out) and the provenance of the clustering.
+({id: reason} of complexes left out), ``sequenced_from_pocket`` (ids whose sequences are their
+pocket's) and the provenance of the clustering.
 """
 from __future__ import annotations
 
@@ -65,30 +67,43 @@ def list_complexes(directory, ids_file) -> list:
     return [c for c in found if c.pdb_id in wanted]
 
 
-def read_sequences(complexes: list) -> tuple[dict, dict]:
-    """``({id: chain sequences}, {id: reason})``: the amino-acid chains of each complex's full
-    protein file; complexes without one (a pocket file is a few fragments, not comparable with
-    full chains) or whose protein cannot be read are excluded with the reason."""
+def read_sequences(complexes: list) -> tuple[dict, dict, list]:
+    """``({id: chain sequences}, {id: reason}, [ids sequenced from their pocket])``: the
+    amino-acid chains of each complex's receptor as ``prepare-lba --receptor protein_or_pocket``
+    takes it: the full protein file, else the PDBbind pocket file (its chains' pocket residues
+    in file order: fragments, which align inside the full chain of the same protein, identity
+    being counted over the shorter sequence; two pockets of one protein at different sites do
+    not link). Complexes with neither file, or whose file cannot be read, are excluded with the
+    reason."""
     from ..data.sequence_split import protein_sequence
     from ..data.structures import StructureError
 
-    sequences, excluded = {}, {}
+    sequences, excluded, from_pocket = {}, {}, []
     for c in complexes:
-        if c.protein is None:
-            excluded[c.pdb_id] = f"no full protein file in {c.directory} (a pocket file's sequence is not comparable)"
+        if c.receptor is None:
+            excluded[c.pdb_id] = f"no protein or pocket file in {c.directory} (<id>_protein.pdb or <id>_pocket.pdb)"
             continue
         try:
-            chains = tuple(s for s in protein_sequence(c.protein).values() if s)
+            chains = tuple(s for s in protein_sequence(c.receptor).values() if s)
         except (StructureError, OSError, EOFError) as exc:
-            excluded[c.pdb_id] = f"protein does not parse: {exc}"
+            excluded[c.pdb_id] = f"{c.receptor_kind} does not parse: {exc}"
             continue
         if not chains:
-            excluded[c.pdb_id] = f"{c.protein}: no amino-acid chain"
+            excluded[c.pdb_id] = f"{c.receptor}: no amino-acid chain"
             continue
         sequences[c.pdb_id] = chains
+        if c.receptor_kind == "pocket":
+            from_pocket.append(c.pdb_id)
     for pid, reason in excluded.items():
         log.warning("left out of the split: %s: %s", pid, reason)
-    return sequences, excluded
+    if from_pocket:
+        # measured on the 70 shared PDBbind complexes that have both files: clustered by their
+        # pockets they kept 27 of the 34 same-cluster pairs their proteins give (7 split: pockets
+        # of one protein at different sites share no fragment)
+        log.warning("%d of %d complexes sequenced from their pocket file (no protein file): %s; pocket fragments "
+                    "link fewer homologs than full chains do", len(from_pocket), len(sequences),
+                    ", ".join(from_pocket[:10]) + (" ..." if len(from_pocket) > 10 else ""))
+    return sequences, excluded, from_pocket
 
 
 # ------------------------------------------------------------------------------------------------
@@ -160,12 +175,13 @@ def _sets_words(folds: list[dict]) -> str:
     return "train/validation/test sets of " + "/".join(str(len(folds[0][n])) for n in SET_NAMES) + " complexes"
 
 
-def identity_caption(clusters, n_complexes: int, folds: list[dict], check) -> str:
+def identity_caption(clusters, n_complexes: int, folds: list[dict], check, n_pocket: int = 0) -> str:
     """One sentence for a table caption, e.g. "Split at 30% sequence identity (mmseqs2
     easy-cluster, 54 clusters of 70 complexes) into 5 cross-validation folds; highest
-    train/test identity 28%."."""
+    train/test identity 28%."; ``n_pocket``: complexes sequenced from their pocket file."""
+    pockets = f", {n_pocket} of them sequenced from their pocket file" if n_pocket else ""
     sentence = (f"Split at {clusters.min_identity:.0%} protein sequence identity ({_METHOD_WORDS[clusters.method]}, "
-                f"{len(clusters)} clusters of {n_complexes} complexes) into {_sets_words(folds)}")
+                f"{len(clusters)} clusters of {n_complexes} complexes{pockets}) into {_sets_words(folds)}")
     between = "folds" if len(folds) > 1 else "sets"
     if check is None:
         return sentence + "."
@@ -217,10 +233,10 @@ def sequence_identity_json(args, complexes: list, fractions) -> dict:
     """The split JSON of whole identity clusters: CV folds (``args.folds``) or one fixed fold."""
     from ..data.sequence_split import cluster_by_identity
 
-    sequences, excluded = read_sequences(complexes)
+    sequences, excluded, from_pocket = read_sequences(complexes)
     if len(sequences) < 3:
-        raise ValueError(f"{args.complexes}: {len(sequences)} complexes with a readable protein sequence; a split "
-                         "needs at least 3")
+        raise ValueError(f"{args.complexes}: {len(sequences)} complexes with a readable protein or pocket sequence; "
+                         "a split needs at least 3")
     clusters = cluster_by_identity(sequences, min_identity=args.min_identity, method=args.method,
                                    threads=args.threads or 1)
     cluster_of = clusters.cluster_of()
@@ -234,7 +250,8 @@ def sequence_identity_json(args, complexes: list, fractions) -> dict:
     out = {"kind": "cv" if args.folds is not None else "fixed", "source": "sequence-identity", "folds": folds,
            "method": clusters.method, "min_identity": float(args.min_identity),
            "clusters": {i: int(cluster_of[i]) for i in ids}, "max_cross_identity": max_cross,
-           "caption": identity_caption(clusters, len(ids), folds, check), "excluded": excluded,
+           "caption": identity_caption(clusters, len(ids), folds, check, len(from_pocket)), "excluded": excluded,
+           "sequenced_from_pocket": sorted(from_pocket),
            "n_clusters": len(clusters), "seed": int(args.seed), "command": clusters.command,
            "version": clusters.version}
     out.update({"val_fraction": float(args.val_fraction)} if args.folds is not None

@@ -1,4 +1,7 @@
-"""`holovae merge`: concatenate HDF5 shards (same irreps and transform) into one file."""
+"""`holovae merge`: concatenate HDF5 shards (same irreps and transform) into one file.
+
+Shards without any row make the merge fail, naming them: a split of 0 rows would be marked
+done here and fail much later (``torch.cat`` of nothing in ``embed``)."""
 from __future__ import annotations
 
 import logging
@@ -22,9 +25,28 @@ def _merge_tsv(inputs, out) -> int:
     return len(rows)
 
 
+def refuse_empty_shards(shards, out) -> None:
+    """``ValueError`` naming ``out`` and the shards when together they hold no row."""
+    import h5py
+
+    from ..data.hdf5 import read_irreps
+
+    for p in shards:
+        read_irreps(p)                       # a clear error for a missing or foreign file
+    rows = []
+    for p in shards:
+        with h5py.File(p, "r") as f:
+            rows.append(int(f["coefficients"].shape[0]) if "coefficients" in f else 0)
+    if sum(rows) == 0:
+        raise ValueError(f"{out}: its {len(shards)} shard(s) hold no row ({', '.join(map(str, shards[:5]))}"
+                         f"{', ...' if len(shards) > 5 else ''}): refusing to write an empty dataset; see the "
+                         "shards' skipped lists")
+
+
 def run(args) -> None:
     from ..data.hdf5 import concatenate_datasets
 
+    refuse_empty_shards(args.shards, args.out)
     path = concatenate_datasets(args.shards, args.out)
     log.info("wrote %s from %d shards", path, len(args.shards))
     if args.skipped_out:

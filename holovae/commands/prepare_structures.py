@@ -3,13 +3,17 @@ residue``, each residue's own atoms) -> ZFT -> one HDF5 shard.
 
 The work is :func:`holovae.data.featurize.featurize_structures`. A bad file is logged and
 listed in ``--skipped`` (TSV: file, chain, resnum, reason); so are residues without a full
-backbone. The shard is written atomically: ``coefficients``, ``ids``
+backbone. A run that gives no row at all (every input failed, e.g. a mistyped list) writes the
+skipped list but no shard and exits non-zero, naming the split (``--split``) and its inputs'
+reasons: an empty split would otherwise be marked done and fail hours later. The shard is
+written atomically: ``coefficients``, ``ids``
 ("pdb|chain|resnum|icode|resname"), ``labels`` (index of the residue type in
 :data:`holovae.data.featurize.AMINO_ACIDS`), extra ``secondary_structure`` and
 ``residue_name``, and attributes with every transform parameter and the sha256 of each input.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
@@ -35,6 +39,17 @@ def _write_tsv(path: Path, rows: list[tuple]) -> None:
     write_text_atomic(path, tsv_text(("file", "chain", "resnum", "reason"), rows))
 
 
+def refuse_empty(n_rows: int, files: list, skipped: list, label: str) -> None:
+    """``ValueError`` when a run gave no row: names ``label`` (the split or output) and the
+    first reasons of its ``files``."""
+    if n_rows:
+        return
+    reasons = [str(row[3]) for row in skipped if row[1] == ""] or [str(row[3]) for row in skipped]
+    shown = "; ".join(reasons[:5]) + (f"; ... ({len(reasons) - 5} more)" if len(reasons) > 5 else "")
+    raise ValueError(f"{label}: no row from its {len(files)} input file(s), nothing written: "
+                     f"{shown or 'no reason recorded'}")
+
+
 def run(args) -> None:
     import torch
 
@@ -55,17 +70,20 @@ def run(args) -> None:
                              other_channel=args.other_channel,
                              normalization=None if args.normalization == "none" else args.normalization,
                              radial=args.radial, secondary=args.secondary, keep_hetero=not args.drop_hetero,
-                             chunk=args.chunk, progress=not args.no_progress, clouds=args.clouds)
+                             chunk=args.chunk, progress=not args.no_progress, clouds=args.clouds,
+                             drop_ca=args.drop_ca)
+    if args.skipped:
+        _write_tsv(Path(args.skipped), f.skipped)
+    refuse_empty(len(f.ids), files, f.skipped, f"{args.split} split ({args.out})" if args.split else str(args.out))
     write_dataset(args.out, f.coefficients, f.irreps, labels=f.labels, ids=f.ids, attrs=f.attrs,
                   extra={"secondary_structure": np.asarray(f.secondary, dtype=object),
                          "residue_name": np.asarray(f.resnames, dtype=object)})
-    if args.skipped:
-        _write_tsv(Path(args.skipped), f.skipped)
     n, t = len(f.ids), f.timings
     bad_files = sum(1 for row in f.skipped if row[1] == "")
-    log.info("wrote %s: %d neighbourhoods from %d/%d structures (%d files skipped, %d residues skipped) "
-             "in %.1f s: %.2f structures/s, %.0f neighbourhoods/s (parsing %.1f s, transform %.1f s)",
-             args.out, n, f.attrs["n_files_ok"], len(files), bad_files, len(f.skipped) - bad_files,
+    what = "residue clouds" if args.clouds == "residue" else "neighbourhoods"
+    log.info("wrote %s: %d %s from %d/%d structures (%d files skipped, %d residues skipped) "
+             "in %.1f s: %.2f structures/s, %.0f rows/s (parsing %.1f s, transform %.1f s)",
+             args.out, n, what, f.attrs["n_files_ok"], len(files), bad_files, len(f.skipped) - bad_files,
              t["elapsed_s"], len(files) / max(t["elapsed_s"], 1e-9), n / max(t["elapsed_s"], 1e-9),
              t["parse_s"], t["transform_s"])
 
@@ -83,6 +101,12 @@ def register(sub) -> None:
     p.add_argument("--clouds", default="neighbourhood", choices=["neighbourhood", "residue"],
                    help="'neighbourhood': all atoms within r_max of each Cα; 'residue': the residue's own "
                         "atoms only (amino-acid conformations)")
+    p.add_argument("--drop-ca", action=argparse.BooleanOptionalAction, default=True,
+                   help="leave out the cloud's central Cα (the authors' code always does: their transform is "
+                        "undefined at r = 0); --no-drop-ca keeps it in residue clouds, where it adds the same "
+                        "constant to every residue's l = 0 terms")
+    p.add_argument("--split", default=None, help="name of the split these files belong to (train/val/test), "
+                                                  "for the error when none of them gives a row")
     p.add_argument("--other-channel", action="store_true", help="one extra channel for all other elements")
     p.add_argument("--normalization", default="none", choices=["none", "square"],
                    help="'square': the authors' per-atom normalisation")

@@ -105,6 +105,7 @@ rule prepare_residues_shard:
     params:
         t=lambda wc: AMINO["transform"],
         elements=lambda wc: ",".join(AMINO["transform"]["elements"]),
+        drop_ca=lambda wc: "--drop-ca" if AMINO["transform"]["drop_ca"] else "--no-drop-ca",
     log:
         f"{RESULTS}/logs/prepare_residues/{{part}}_shard{{shard}}.log",
     benchmark:
@@ -115,6 +116,7 @@ rule prepare_residues_shard:
         runtime=60,
     shell:
         "holovae prepare-structures {input} --clouds residue --out {output.h5} --skipped {output.skipped}"
+        " --split {wildcards.part} {params.drop_ca}"
         " --lmax {params.t[lmax]} --n-max {params.t[n_max]} --r-max {params.t[r_max]} --elements {params.elements}"
         " --normalization {params.t[normalization]} --radial {params.t[radial]} --secondary none"
         " --threads {threads} --no-progress > {log} 2>&1"

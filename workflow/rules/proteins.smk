@@ -115,7 +115,7 @@ rule prepare_structures_shard:
         mem_mb=4000,
         runtime=60,
     shell:
-        "holovae prepare-structures {input} --out {output.h5} --skipped {output.skipped}"
+        "holovae prepare-structures {input} --out {output.h5} --skipped {output.skipped} --split {wildcards.part}"
         " --lmax {wildcards.lmax} --n-max {params.t[n_max]} --r-max {params.t[r_max]}"
         " --elements {params.elements} --normalization {params.t[normalization]} --radial {params.t[radial]}"
         " --secondary {params.t[secondary]} --threads {threads} --no-progress > {log} 2>&1"
