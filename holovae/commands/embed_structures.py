@@ -63,8 +63,9 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help="best.pt of a protein-neighbourhood model")
     p.add_argument("--out", required=True, help="HDF5: coefficients = z [N, Z], extra frame, secondary_structure")
     p.add_argument("--skipped", default=None, help="TSV of skipped files/residues with reasons")
-    p.add_argument("--secondary", default="geometry", choices=["auto", "dssp", "geometry", "none"])
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--secondary", default="geometry", choices=["auto", "dssp", "geometry", "none"],
+                   help="secondary-structure labels stored per residue (auto: DSSP when installed, else geometry)")
+    p.add_argument("--batch-size", type=int, default=512, help="residues per forward pass")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

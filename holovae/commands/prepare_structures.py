@@ -94,8 +94,8 @@ def register(sub) -> None:
     p.add_argument("files", nargs="*", help="PDB/mmCIF files (plain or .gz)")
     p.add_argument("--from-list", default=None, help="text file with one structure path per line (sharding)")
     p.add_argument("--out", required=True, help="output HDF5 shard")
-    p.add_argument("--lmax", type=int, default=6)
-    p.add_argument("--n-max", type=int, default=20)
+    p.add_argument("--lmax", type=int, default=6, help="maximum degree l of the Zernike transform (paper: 3, 4, 6, 8)")
+    p.add_argument("--n-max", type=int, default=20, help="maximum radial order n (n >= l, n - l even; paper: 20)")
     p.add_argument("--r-max", type=float, default=10.0, help="neighbourhood radius and ZFT r_max (Å)")
     p.add_argument("--elements", default="C,N,O,S", help="comma-separated channel elements")
     p.add_argument("--clouds", default="neighbourhood", choices=["neighbourhood", "residue"],
@@ -110,7 +110,8 @@ def register(sub) -> None:
     p.add_argument("--other-channel", action="store_true", help="one extra channel for all other elements")
     p.add_argument("--normalization", default="none", choices=["none", "square"],
                    help="'square': the authors' per-atom normalisation")
-    p.add_argument("--radial", default="orthonormal", choices=["orthonormal", "authors"])
+    p.add_argument("--radial", default="orthonormal", choices=["orthonormal", "authors"],
+                   help="radial functions: orthonormal, or the authors' (integer binomial, not normalised for n > l)")
     p.add_argument("--secondary", default="auto", choices=["auto", "dssp", "geometry", "none"],
                    help="secondary structure: DSSP if on PATH ('auto'), backbone geometry, or none")
     p.add_argument("--drop-hetero", action="store_true", help="drop hetero residues (ligands, ions, MSE ...)")
