@@ -23,6 +23,7 @@ BENCHMARKS = {  # name -> module; each has run(out_dir, device=...) -> list of r
     "train_step": "bench_train_step",
     "neighbourhoods": "bench_neighbourhoods",
     "raycast": "bench_raycast",
+    "hdf5_codec": "bench_hdf5_codec",
 }
 
 
