@@ -67,23 +67,27 @@ def list_complexes(directory, ids_file) -> list:
 
 def read_sequences(complexes: list) -> tuple[dict, dict]:
     """``({id: chain sequences}, {id: reason})``: the amino-acid chains of each complex's full
-    protein file; complexes without one (a pocket file is a few fragments, not comparable with
-    full chains) or whose protein cannot be read are excluded with the reason."""
-    from ..data.sequence_split import protein_sequence
+    protein file, else of its ``<id>_chains.fasta`` (the full protein's chains, shipped with a
+    pocket-only folder); complexes with neither (a pocket file is a few fragments, not
+    comparable with full chains) or whose protein cannot be read are excluded with the reason."""
+    from ..data.sequence_split import protein_sequence, read_chains_fasta
     from ..data.structures import StructureError
 
     sequences, excluded = {}, {}
     for c in complexes:
-        if c.protein is None:
-            excluded[c.pdb_id] = f"no full protein file in {c.directory} (a pocket file's sequence is not comparable)"
+        source = c.protein if c.protein is not None else getattr(c, "sequences", None)
+        if source is None:
+            excluded[c.pdb_id] = (f"no full protein file or <id>_chains.fasta in {c.directory} (a pocket file's "
+                                  "sequence is not comparable)")
             continue
         try:
-            chains = tuple(s for s in protein_sequence(c.protein).values() if s)
-        except (StructureError, OSError, EOFError) as exc:
-            excluded[c.pdb_id] = f"protein does not parse: {exc}"
+            read = protein_sequence if c.protein is not None else read_chains_fasta
+            chains = tuple(s for s in read(source).values() if s)
+        except (StructureError, OSError, EOFError, ValueError) as exc:
+            excluded[c.pdb_id] = f"{'protein' if c.protein is not None else 'chains FASTA'} does not parse: {exc}"
             continue
         if not chains:
-            excluded[c.pdb_id] = f"{c.protein}: no amino-acid chain"
+            excluded[c.pdb_id] = f"{source}: no amino-acid chain"
             continue
         sequences[c.pdb_id] = chains
     for pid, reason in excluded.items():

@@ -349,7 +349,9 @@ class ComplexFiles:
     ``protein`` and PDBbind ``pocket`` files (``None`` when absent), ``ligands`` (SDF files
     first, then MOL2) and ``receptor``: the file used as the protein (``None``: none allowed by
     the ``receptor`` choice of :func:`find_complexes`) with ``receptor_kind`` ("protein" /
-    "pocket" / "")."""
+    "pocket" / ""). ``sequences``: ``<id>_chains.fasta[.gz]`` when present, the full protein's
+    chains for a folder that holds only a pocket
+    (:func:`~holovae.data.sequence_split.read_chains_fasta`; used by ``holovae lba-split``)."""
 
     pdb_id: str
     directory: Path
@@ -358,6 +360,7 @@ class ComplexFiles:
     ligands: tuple
     receptor: Optional[Path]
     receptor_kind: str
+    sequences: Optional[Path] = None
 
     def files(self) -> list:
         """The files this complex is built from (receptor and ligands)."""
@@ -441,7 +444,9 @@ def find_complexes(directory, receptor: str = "protein") -> list:
                "protein_or_pocket": [("protein", protein), ("pocket", pocket)]}[receptor]
         kind, path = next(((k, p) for k, p in use if p is not None), ("", None))
         found[pid.lower()] = ComplexFiles(pdb_id=pid.lower(), directory=folder, protein=protein, pocket=pocket,
-                                          ligands=lig, receptor=path, receptor_kind=kind)
+                                          ligands=lig, receptor=path, receptor_kind=kind,
+                                          sequences=_first_existing(folder, [f"{pid}_chains.fasta",
+                                                                             f"{pid}_chains.fasta.gz"]))
     return [found[k] for k in sorted(found)]
 
 

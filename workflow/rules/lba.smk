@@ -140,6 +140,8 @@ else:
             other="|_other",
         params:
             complexes=lambda wc: lba_complexes(),
+            # the embedded complexes ship pockets cut to what their 10 Å neighbourhoods need
+            receptor=lambda wc: "pocket" if LBA["source"] == "embedded" else LBA["receptor"],
             index=lambda wc: f"--index {shlex.quote(lba_index())}" if lba_index() else "",
             # the "other element" channel: the transform of the model, one more channel (no model has it)
             transform=lambda wc, input: "--model " + input.model if not wc.other else _lba_other_transform(input.model),
@@ -155,7 +157,7 @@ else:
             runtime=240,
         shell:
             "holovae prepare-lba --complexes {params.complexes:q} {params.index} {params.transform} {params.ids}"
-            " {params.pocket} --receptor {config[lba][receptor]}"
+            " {params.pocket} --receptor {params.receptor}"
             " --out {output.h5} --skipped {output.skipped} --threads {threads} --no-progress > {log} 2>&1"
 
 
