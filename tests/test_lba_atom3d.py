@@ -237,6 +237,42 @@ def test_index_override_pocket_receptor_and_unscored_items(work, complexes, labe
     assert c.skipped == [("1k9q", f"{mixed}[0]: no scores.neglog_aff in the item")]
 
 
+def _pocket_file_residues(path: Path) -> set:
+    """``(resnum, icode, resname)`` of the standard amino acids with N, CA (carbon) and C in a
+    pocket file, read by Biopython (the source of the items' atoms_pocket tables here). Chains
+    are left out: PDBbind's pocket files may name them differently from the protein files (1imx:
+    blank vs A)."""
+    from Bio.PDB import PDBParser
+
+    from holovae.data.structures import STANDARD_AA
+
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    st = PDBParser(QUIET=True).get_structure("p", io.StringIO(text))
+    return {(res.id[1], res.id[2].strip(), res.resname) for res in st[0].get_residues()
+            if res.id[0] == " " and res.resname in STANDARD_AA and all(n in res for n in ("N", "CA", "C"))
+            and res["CA"].element == "C"}
+
+
+def test_authors_protocol_takes_each_items_pocket_table(work, complexes, tmp_path):
+    """``--protocol authors`` with ATOM3D input centres on the residues of each item's
+    atoms_pocket (the authors' input); ``--pocket-cutoff`` makes it measure instead."""
+    tmp, dirs = work
+    common = ("--atom3d", dirs["train"], *TRANSFORM, "--threads", 1, "--no-progress", "--protocol", "authors")
+    assert _cli("prepare-lba", *common, "--out", tmp_path / "a.h5", "--skipped", tmp_path / "a.tsv") == 0
+    a = read_lba_dataset(tmp_path / "a.h5")
+    assert a.attrs["pocket_rule"] == "listed" and a.attrs["protocol"] == "authors"
+    for k, pid in enumerate(a.complex_ids.tolist()):
+        rows = [i.split("|") for i in np.asarray(a.ids)[a.complex_index == k]]
+        got = {(int(r[2]), r[3], r[4]) for r in rows}
+        assert len(got) == len(rows)
+        assert got == _pocket_file_residues(complexes[pid].pocket), pid
+    assert _cli("prepare-lba", *common, "--pocket-cutoff", 6, "--out", tmp_path / "b.h5",
+                "--skipped", tmp_path / "b.tsv") == 0
+    b = read_lba_dataset(tmp_path / "b.h5")
+    assert b.attrs["pocket_rule"] == "any_atom" and b.attrs["pocket_cutoff"] == 6.0
+    assert (b.n_pocket < a.n_pocket).all()           # PDBbind's 10 Å pocket files here hold more than 6 Å
+
+
 def test_lists_out_feed_lba_split(work, prepared):
     tmp, _ = work
     for name, pids in SPLITS.items():

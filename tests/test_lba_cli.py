@@ -203,6 +203,39 @@ def test_lba_regress_writes_metrics_of_its_predictions(features, explicit, from_
         if regressor != "mean":       # distinct seeds give distinct fits
             assert pred[(regressor, 0)][1] != pred[(regressor, 1)][1], regressor
     assert len(res["results"]["random_forest"]["rf_params"]) == len(SEEDS) * 3
+    assert res["protocol"] == "paper" and res["pocket"]["rule"] == "ca" and res["pocket"]["cutoff"] == 10.0
+    assert res["pocket"]["protocol"] == "paper"
+
+
+def test_lba_regress_authors_protocol(explicit, cv_split, work):
+    """``--protocol authors``: the bagged forest (its chosen point scored on 5 forests), recorded
+    in the output; the paper protocol's forest predicts otherwise."""
+    common = ["--data", explicit[0], "--split", cv_split, "--features", "zernike_inv", "--regressors",
+              "random_forest", "mean", "--seeds", 0, "--rf-grid", "small", "--threads", 1]
+    runs = {}
+    for protocol in ("paper", "authors"):
+        out, predictions = work / f"protocol_{protocol}.json", work / f"protocol_{protocol}.csv"
+        assert _cli("lba-regress", *common, "--protocol", protocol, "--out", out, "--predictions", predictions) == 0
+        runs[protocol] = (json.loads(out.read_text()), _predictions(predictions))
+    res, pred = runs["authors"]
+    assert res["protocol"] == "authors" and res["pocket"]["protocol"] == "paper"
+    assert all(set(e) == {"seed", "fold", "params", "val_rmse"} for e in res["results"]["random_forest"]["rf_params"])
+    assert pred[("random_forest", 0)][1] != runs["paper"][1][("random_forest", 0)][1]
+    assert pred[("mean", 0)] == runs["paper"][1][("mean", 0)]       # the mean predictor is the same in both
+
+
+def test_prepare_lba_authors_protocol_takes_atom3ds_pocket(explicit, work):
+    """``--protocol authors`` on complex folders: residues with any heavy atom within 6 Å (fewer
+    than the paper's Cα within 10 Å), recorded in the file's attributes."""
+    out = work / "authors_pockets.h5"
+    assert _cli("prepare-lba", "--complexes", COMPLEXES, "--ids", work / "ids.txt", "--out", out,
+                "--skipped", work / "authors_skipped.tsv", "--lmax", EXPLICIT["lmax"], "--n-max", EXPLICIT["n_max"],
+                "--protocol", "authors", "--threads", 1, "--no-progress") == 0
+    authors, paper = read_lba_dataset(out), read_lba_dataset(explicit[0])
+    assert authors.attrs["pocket_rule"] == "any_atom" and authors.attrs["pocket_cutoff"] == 6.0
+    assert paper.attrs["pocket_rule"] == "ca" and paper.attrs["pocket_cutoff"] == 10.0
+    assert authors.complex_ids.tolist() == paper.complex_ids.tolist()
+    assert (authors.n_pocket < paper.n_pocket).all()
 
 
 def test_lba_regress_drops_complexes_skipped_at_preparation(explicit, cv_split, work):

@@ -241,6 +241,46 @@ def test_pocket_residues_equal_brute_force(loaded):
         assert len(pocket_residues(s, lig.coords, cutoff=6.0)) < len(pocket)
 
 
+def _gemmi_pockets(path, ligand_coords: np.ndarray) -> tuple[set, set]:
+    """``(Cα within 10 Å, any heavy atom within 6 Å)`` residue keys ``(chain, resnum, icode)`` of
+    a protein file read by gemmi (not holovae's parser), by scipy distance matrices: standard
+    amino acids (ATOM records) with N, CA and C, hydrogens and waters removed."""
+    gemmi = pytest.importorskip("gemmi")
+    from scipy.spatial.distance import cdist
+
+    st = gemmi.read_structure(str(path))
+    st.remove_hydrogens()
+    st.remove_waters()
+    lig = np.asarray(ligand_coords, dtype=np.float64)
+    ca_10, any_6 = set(), set()
+    for chain in st[0]:
+        for res in chain:
+            if res.name not in STANDARD_AA or res.het_flag != "A" or not {"N", "CA", "C"} <= {a.name for a in res}:
+                continue
+            key = (chain.name, res.seqid.num, res.seqid.icode.strip())
+            ca = np.array([a.pos.tolist() for a in res if a.name == "CA" and a.element.name == "C"][:1])
+            if len(ca) and cdist(ca, lig).min() <= 10.0:
+                ca_10.add(key)
+            if cdist(np.array([a.pos.tolist() for a in res]), lig).min() <= 6.0:
+                any_6.add(key)
+    return ca_10, any_6
+
+
+@pytest.mark.parametrize("pid", ["1z9h", "2iqg", "2ohk"])
+def test_paper_and_authors_pockets_against_gemmi(complexes, loaded, pid):
+    """The paper's pocket (Cα within 10 Å) and ATOM3D's, which the authors' code uses (any
+    atom within 6 Å), on real complexes; the two differ (about twice as many residues)."""
+    from holovae.data.lba_pockets import protocol_pocket, residue_keys
+
+    s, lig = loaded[pid]
+    ca_10, any_6 = _gemmi_pockets(complexes[pid].protein, lig.coords)
+    paper = set(residue_keys(s, pocket_residues(s, lig.coords, *protocol_pocket("paper")[::-1])))
+    assert protocol_pocket("paper") == ("ca", 10.0) and protocol_pocket("authors") == ("any_atom", 6.0)
+    authors = set(residue_keys(s, pocket_residues(s, lig.coords, 6.0, rule="any_atom")))
+    assert paper == ca_10 and authors == any_6
+    assert len(paper) > 1.5 * len(authors) > 0 and paper != authors
+
+
 @pytest.mark.parametrize("other_channel", [False, True])
 def test_neighbourhoods_equal_brute_force(loaded, other_channel):
     for pid, (s, lig) in loaded.items():

@@ -334,3 +334,21 @@ def test_lba_tables_have_our_rows_and_say_the_paper_values_are_missing():
                      ("zernike_inv", "linear"), ("zernike_inv", "random forest"),
                      ("zernike_inv_other", "linear"), ("zernike_inv_other", "random forest")]
     assert "other element" in s10.footer
+    # the protocol (and where the differences are listed) and the sampling error are in both footers
+    for table in (t2, s10):
+        assert "Protocol: unrecorded" in table.footer and "docs/fidelity.md#lba" in table.footer
+        assert "1/√(n − 2) (0.12 at n = 70)" in table.footer
+
+
+def test_lba_tables_name_the_protocol_and_the_pocket():
+    from holovae.report.tables import build_table
+
+    ev = _lba_eval("hae", "hae", 1.5)
+    ev.update(protocol="authors", split_kind="fixed", n_test=[490],
+              pocket={"rule": "listed", "cutoff": 6.0, "protocol": "authors", "text": "ATOM3D's 6 Å pocket"})
+    footer = build_table("table2_lba", [ev]).footer
+    assert "Protocol: authors. Pocket: ATOM3D's 6 Å pocket. Regressors: the authors' released code" in footer
+    assert "mean of 10 forests" in footer and "(0.05 at n = 490)" in footer
+    assert "mean predictor's correlations" not in footer          # a fixed split: no fold means
+    ev.update(protocol="authors", pocket={"rule": "ca", "cutoff": 10.0, "protocol": "paper", "text": "Cα"})
+    assert "Protocol: authors (paper pocket)." in build_table("table2_lba", [ev]).footer

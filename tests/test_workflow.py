@@ -207,7 +207,7 @@ def test_tiny_run_tables(tiny_run):
     assert (work / "results/figures/fig4A_latent_hae_n40_r0.png").stat().st_size > 1000
     t2 = read_csv(tables / "table2_lba.csv")
     assert [r["regressor"] for r in t2] == ["random forest", "linear", "mean of training affinities"]
-    assert all(r["n_complexes"] == "16" and r["seeds"] == "2" for r in t2)
+    assert all(r["n_complexes"] == "70" and r["seeds"] == "2" for r in t2)
     s10 = read_csv(tables / "tableS10_lba.csv")
     assert {r["features"] for r in s10} == {"hae", "zernike_inv", "zernike_inv_other", "(none)"}
     assert "30% protein sequence identity" in (tables / "table2_lba.md").read_text()

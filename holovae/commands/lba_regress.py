@@ -10,8 +10,9 @@ whatever the size of its pocket):
 * ``zernike_inv``: the l = 0 Zernike coefficients of each neighbourhood (every channel and radial
   order), the rotation-invariant part of the data without a model.
 
-Every regressor (:data:`holovae.evaluate.regression.FIT_METHODS`) is fitted per seed on each
-fold's train set, choosing on its validation set, and predicts its test set. For a CV split the
+Every regressor (:func:`holovae.evaluate.regression.fit_methods` of ``--protocol``: the paper's
+text, or the authors' released code) is fitted per seed on each fold's train set, choosing on
+its validation set, and predicts its test set. For a CV split the
 test predictions of all folds are pooled per seed and scored together
 (:func:`~holovae.evaluate.regression.regression_metrics`), since a fold of a small set is too
 small to score alone; metrics are then mean ± std over the seeds (std with ddof=1).
@@ -184,19 +185,15 @@ def complex_features(data, features: str, data_path, model_path=None, batch_size
 # fits
 # ------------------------------------------------------------------------------------------------
 def fit_fold(regressor: str, x: np.ndarray, y: np.ndarray, fold: FoldRows, seed: int, *,
-             grid: dict | None, n_jobs) -> tuple[np.ndarray, dict]:
-    """Fit ``regressor`` on the fold's train set (choosing on its val set) with ``seed``;
-    ``(test predictions, what was chosen)``."""
-    from ..evaluate.regression import FIT_METHODS
+             grid: dict | None, n_jobs, protocol: str = "paper") -> tuple[np.ndarray, dict]:
+    """Fit ``regressor`` of ``protocol`` on the fold's train set (choosing on its val set) with
+    ``seed``; ``(test predictions, what was chosen)``."""
+    from ..evaluate.regression import fit_methods
 
     kwargs = {"grid": grid, "n_jobs": n_jobs} if regressor == "random_forest" else {}
-    model = FIT_METHODS[regressor](x[fold.train], y[fold.train], x[fold.val], y[fold.val], seed=seed, **kwargs)
-    chosen = {}
-    if regressor == "random_forest":
-        chosen = {"params": model.params, "val_rmse": float(model.val_rmse)}
-    elif regressor == "linear":
-        chosen = {"best_epoch": int(model.best_epoch), "val_mse": float(model.best_val_mse)}
-    return np.asarray(model.predict(x[fold.test]), dtype=np.float64), chosen
+    model = fit_methods(protocol)[regressor](x[fold.train], y[fold.train], x[fold.val], y[fold.val], seed=seed,
+                                             **kwargs)
+    return np.asarray(model.predict(x[fold.test]), dtype=np.float64), model.chosen
 
 
 def _summary(per_seed: list[dict]) -> dict:
@@ -212,7 +209,7 @@ def _summary(per_seed: list[dict]) -> dict:
 
 
 def run_regressions(x: np.ndarray, y: np.ndarray, complex_ids, folds: list[FoldRows], regressors, seeds, *,
-                    grid: dict | None, n_jobs=None) -> tuple[dict, list[tuple]]:
+                    grid: dict | None, n_jobs=None, protocol: str = "paper") -> tuple[dict, list[tuple]]:
     """``(results, prediction rows)``: per regressor the pooled test metrics of every seed
     (``per_seed``), their mean ± std, and for the random forest the grid point chosen per seed
     and fold; rows ``(complex_id, fold, seed, regressor, measured, predicted)``."""
@@ -224,7 +221,7 @@ def run_regressions(x: np.ndarray, y: np.ndarray, complex_ids, folds: list[FoldR
         for seed in seeds:
             measured, predicted = [], []
             for k, fold in enumerate(folds):
-                pred, info = fit_fold(regressor, x, y, fold, seed, grid=grid, n_jobs=n_jobs)
+                pred, info = fit_fold(regressor, x, y, fold, seed, grid=grid, n_jobs=n_jobs, protocol=protocol)
                 measured.append(y[fold.test])
                 predicted.append(pred)
                 rows.extend((complex_ids[i], k, seed, regressor, float(y[i]), float(p)) for i, p in zip(fold.test, pred))
@@ -269,6 +266,17 @@ def write_predictions(path, rows: list[tuple]) -> None:
 # ------------------------------------------------------------------------------------------------
 # command
 # ------------------------------------------------------------------------------------------------
+def data_pocket(attrs: dict) -> dict:
+    """How the data's pockets were cut (rule, cutoff, the protocol they match, in words), from
+    the attributes ``holovae prepare-lba`` stored; data prepared before pocket rules existed used
+    the Cα rule."""
+    from ..data.lba_pockets import pocket_description, pocket_protocol
+
+    rule, cutoff = str(attrs.get("pocket_rule", "ca")), float(attrs.get("pocket_cutoff", 10.0))
+    return {"rule": rule, "cutoff": cutoff, "protocol": pocket_protocol(rule, cutoff),
+            "text": pocket_description(rule, cutoff)}
+
+
 def read_data(path):
     """The LBA dataset at ``path`` (:func:`~holovae.data.lba.read_lba_dataset`), with labels."""
     from ..data.lba import read_lba_dataset
@@ -314,12 +322,13 @@ def run(args) -> None:
              args.features, x.shape[1], len(used), split["kind"], len(aligned.folds), ", ".join(regressors), seeds)
     grid = SMALL_GRID if args.rf_grid == "small" else None
     results, rows = run_regressions(x, y, list(data.complex_ids), aligned.folds, regressors, seeds, grid=grid,
-                                    n_jobs=args.threads)
+                                    n_jobs=args.threads, protocol=args.protocol)
     out = {"features": args.features, "feature_dim": int(x.shape[1]), "n_complexes": int(len(used)),
            "n_folds": len(aligned.folds), "split_kind": split["kind"], "split_source": split.get("source"),
            "split_caption": split.get("caption"), "n_test": [int(len(f.test)) for f in aligned.folds],
            "n_dropped": len(aligned.dropped), "dropped": aligned.dropped, "seeds": seeds,
-           "rf_grid": args.rf_grid, "data": str(args.data), "split": str(args.split),
+           "rf_grid": args.rf_grid, "protocol": args.protocol, "pocket": data_pocket(data.attrs),
+           "data": str(args.data), "split": str(args.split),
            "model": str(args.model) if args.model else None, "results": results}
     clash = sorted(set(meta) & set(out))
     if clash:
@@ -342,6 +351,10 @@ def register(sub) -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="distinct seeds, one fit each")
     p.add_argument("--out", required=True, help="output JSON of metrics")
     p.add_argument("--predictions", default=None, help="CSV of test predictions: " + ", ".join(PREDICTION_COLUMNS))
+    p.add_argument("--protocol", default="paper", choices=["paper", "authors"],
+                   help="regressors as the paper's text (default) or as the authors' released code (one bootstrap "
+                        "resample, mean of 10 forests, a linear layer on raw features keeping its final weights); "
+                        "see docs/fidelity.md#lba")
     p.add_argument("--rf-grid", default="paper", choices=["paper", "small"],
                    help="random-forest grid: the paper's 48 points, or 8 for quick demos")
     p.add_argument("--meta", action="extend", nargs="+", default=[], metavar="KEY=VALUE",

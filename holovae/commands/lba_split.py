@@ -69,30 +69,39 @@ def list_complexes(directory, ids_file) -> list:
 
 def read_sequences(complexes: list) -> tuple[dict, dict, list]:
     """``({id: chain sequences}, {id: reason}, [ids sequenced from their pocket])``: the
-    amino-acid chains of each complex's receptor as ``prepare-lba --receptor protein_or_pocket``
-    takes it: the full protein file, else the PDBbind pocket file (its chains' pocket residues
-    in file order: fragments, which align inside the full chain of the same protein, identity
-    being counted over the shorter sequence; two pockets of one protein at different sites do
-    not link). Complexes with neither file, or whose file cannot be read, are excluded with the
+    amino-acid chains of each complex's full protein file, else of its ``<id>_chains.fasta``
+    (the full protein's chains, shipped with a pocket-only folder), else of its PDBbind pocket
+    file as ``prepare-lba --receptor protein_or_pocket`` takes it (its chains' pocket residues in
+    file order: fragments, which align inside the full chain of the same protein, identity being
+    counted over the shorter sequence; two pockets of one protein at different sites do not
+    link). Complexes with none of these, or whose file cannot be read, are excluded with the
     reason."""
-    from ..data.sequence_split import protein_sequence
+    from ..data.sequence_split import protein_sequence, read_chains_fasta
     from ..data.structures import StructureError
 
     sequences, excluded, from_pocket = {}, {}, []
     for c in complexes:
-        if c.receptor is None:
-            excluded[c.pdb_id] = f"no protein or pocket file in {c.directory} (<id>_protein.pdb or <id>_pocket.pdb)"
+        fasta = getattr(c, "sequences", None)
+        if c.protein is not None:
+            source, read, what = c.protein, protein_sequence, "protein"
+        elif fasta is not None:
+            source, read, what = fasta, read_chains_fasta, "chains FASTA"
+        elif c.receptor is not None:
+            source, read, what = c.receptor, protein_sequence, c.receptor_kind
+        else:
+            excluded[c.pdb_id] = (f"no protein, <id>_chains.fasta or pocket file in {c.directory} "
+                                  "(<id>_protein.pdb, <id>_chains.fasta or <id>_pocket.pdb)")
             continue
         try:
-            chains = tuple(s for s in protein_sequence(c.receptor).values() if s)
-        except (StructureError, OSError, EOFError) as exc:
-            excluded[c.pdb_id] = f"{c.receptor_kind} does not parse: {exc}"
+            chains = tuple(s for s in read(source).values() if s)
+        except (StructureError, OSError, EOFError, ValueError) as exc:
+            excluded[c.pdb_id] = f"{what} does not parse: {exc}"
             continue
         if not chains:
-            excluded[c.pdb_id] = f"{c.receptor}: no amino-acid chain"
+            excluded[c.pdb_id] = f"{source}: no amino-acid chain"
             continue
         sequences[c.pdb_id] = chains
-        if c.receptor_kind == "pocket":
+        if what == "pocket":
             from_pocket.append(c.pdb_id)
     for pid, reason in excluded.items():
         log.warning("left out of the split: %s: %s", pid, reason)

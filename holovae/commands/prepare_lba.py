@@ -19,6 +19,12 @@ The work is :func:`holovae.data.lba.featurize_complexes`. Two inputs, exactly on
   once for the atoms), in id order. ``--lists-out DIR`` writes the ids of the ``train``, ``val``
   and ``test`` datasets to ``DIR/{train,val,test}.txt``, the input of ``holovae lba-split --lists``.
 
+``--protocol`` chooses the pocket (:func:`holovae.data.lba_pockets.protocol_pocket`): ``paper``
+(default) the residues whose Cα lies within 10 Å of a ligand atom; ``authors`` ATOM3D's 6 Å
+pocket, as the authors' released code -- each ATOM3D item's own ``atoms_pocket`` residues with
+``--atom3d``, residues with any heavy atom within 6 Å of the ligand otherwise. ``--pocket-cutoff``
+replaces the protocol's distance (and with ``--atom3d`` makes ``authors`` measure, not read).
+
 With ``--model`` the transform is the one the encoder was trained with (the ``data_attrs`` that
 ``holovae train`` stores in the model file), so ``holovae lba-regress --features hae`` can embed
 the pockets; an explicit option that contradicts the model is an error, never silently replaced.
@@ -306,7 +312,10 @@ def run(args) -> None:
         raise ValueError("give exactly one input: --complexes DIR or --atom3d DIR [--atom3d DIR ...]")
     if args.lists_out and not args.atom3d:
         raise ValueError("--lists-out writes the ids of --atom3d train/val/test LMDB folders; it needs --atom3d")
+    from ..data.lba_pockets import pocket_description, protocol_pocket
+
     receptor = resolve_receptor(args)
+    pocket_rule, pocket_cutoff = protocol_pocket(args.protocol, args.pocket_cutoff, listed=bool(args.atom3d))
     names = check_lists_out(args.atom3d) if args.lists_out else None
     model_attrs = model_data_attrs(args.model) if args.model else None
     transform = resolve_transform(args, model_attrs)
@@ -334,15 +343,17 @@ def run(args) -> None:
         affinities, tables = read_affinities(args.index, args.complexes)
         complexes, not_found = select_complexes(found, args.ids, args.max_complexes)
     log.info("prepare-lba: %d of %d complexes in %s -> %s (L=%d, n_max=%d, r_max=%g, channels %s%s, %s radial, "
-             "normalisation %s, pocket cutoff %g Å, receptor %s%s; affinities from %s)", len(complexes), len(found),
+             "normalisation %s, pocket: %s (%s protocol), receptor %s%s; affinities from %s)",
+             len(complexes), len(found),
              source, args.out, transform["lmax"], transform["n_max"], transform["r_max"],
              ",".join(transform["elements"]), "+other" if transform["other_channel"] else "", transform["radial"],
-             transform["normalization"] or "none", args.pocket_cutoff, receptor,
+             transform["normalization"] or "none", pocket_description(pocket_rule, pocket_cutoff), args.protocol,
+             receptor,
              f"; transform of {args.model}" if args.model else "", ", ".join(tables))
-    f = featurize_complexes(complexes, affinities, pocket_cutoff=args.pocket_cutoff, chunk=args.chunk,
-                            progress=not args.no_progress, **transform)
+    f = featurize_complexes(complexes, affinities, pocket_cutoff=pocket_cutoff, pocket_rule=pocket_rule,
+                            chunk=args.chunk, progress=not args.no_progress, **transform)
     f.skipped[:0] = not_found
-    f.attrs.update(affinity_tables=tables, receptor_choice=receptor)
+    f.attrs.update(affinity_tables=tables, receptor_choice=receptor, protocol=args.protocol)
     if args.atom3d:
         f.attrs["atom3d"] = {str(db.path): len(db) for db in datasets}
     if args.model:
@@ -411,7 +422,12 @@ def register(sub) -> None:
     p.add_argument("--other-channel", action="store_true", help="one extra channel for all other elements")
     p.add_argument("--normalization", default=None, choices=["none", "square"], help="default none (or the model's)")
     p.add_argument("--radial", default=None, choices=["orthonormal", "authors"], help="default orthonormal (or the model's)")
-    p.add_argument("--pocket-cutoff", type=float, default=10.0, help="Cα-ligand distance of pocket residues (Å)")
+    p.add_argument("--protocol", default="paper", choices=["paper", "authors"],
+                   help="pocket: paper = residues whose Cα is within 10 Å of a ligand atom (default); authors = "
+                        "ATOM3D's 6 Å pocket as the authors' code (the items' atoms_pocket with --atom3d, else "
+                        "residues with any heavy atom within 6 Å); see docs/fidelity.md#lba")
+    p.add_argument("--pocket-cutoff", type=float, default=None,
+                   help="pocket distance in Å instead of the protocol's (paper: 10, Cα; authors: 6, any atom)")
     p.add_argument("--receptor", default=None, choices=["protein", "protein_or_pocket", "pocket", "larger"],
                    help="receptor: the full protein (default for --complexes), falling back to PDBbind's pocket, or "
                         "the pocket; with --atom3d the atoms_protein / atoms_pocket tables, and 'larger' (default for "

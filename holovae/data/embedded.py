@@ -15,8 +15,10 @@ def embedded_structure_paths() -> list[Path]:
 
 
 def embedded_lba_directory() -> Path:
-    """``holovae/data/embedded/lba``: 16 protein–ligand complexes in PDBbind layout
-    (``<id>/<id>_protein.pdb[.gz]``, ``<id>_ligand.sdf``/``.mol2``) and ``affinities.csv``."""
+    """``holovae/data/embedded/lba``: 70 protein–ligand complexes in PDBbind layout
+    (``<id>/<id>_pocket.pdb.gz`` cut to what 10 Å pocket neighbourhoods need,
+    ``<id>_chains.fasta`` of the full protein, ``<id>_ligand.sdf.gz``/``.mol2.gz``) and
+    ``affinities.csv`` (see its README.md)."""
     folder = Path(str(resources.files("holovae") / "data" / "embedded" / "lba"))
     if not (folder / "affinities.csv").is_file():
         raise FileNotFoundError(f"{folder}: no embedded LBA complexes (is the package installed with its data?)")

@@ -4,7 +4,9 @@ The ligand-binding-affinity task of the paper (ATOM3D LBA, built from the PDBbin
 
 * **pocket residues**: standard amino acids with N, Cα and C (the centres of
   :func:`~holovae.data.neighbourhoods.centre_residues`) whose Cα lies within ``pocket_cutoff``
-  (10 Å, inclusive) of any ligand heavy atom;
+  (10 Å, inclusive) of any ligand heavy atom -- the paper's rule; ATOM3D's 6 Å pocket, which
+  the authors' released code uses, is ``pocket_rule="any_atom"`` or, for ATOM3D items, their
+  own pocket table (``"listed"``; :mod:`holovae.data.lba_pockets`);
 * **neighbourhood** of a pocket residue: every heavy atom of the complex (protein, its hetero
   groups such as ions and cofactors, and the ligand; no waters, no hydrogens) within ``r_max``
   of its Cα, centred there, the central Cα dropped -- exactly the protein neighbourhoods of
@@ -44,6 +46,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from .featurize import AMINO_ACIDS, transform_attrs
+from .lba_pockets import pocket_description, pocket_mask, residue_ligand_distance
 from .neighbourhoods import DEFAULT_ELEMENTS, Clouds, centre_residues, neighbourhoods, residue_ids
 from .structures import ELEMENTS, Structure, StructureError, _read_text, parse_structure
 
@@ -51,7 +54,8 @@ __all__ = ["KIND", "ComplexError", "LigandError", "Ligand", "ComplexFiles", "Loa
            "read_pdbbind_index", "find_complexes", "read_sdf", "read_mol2", "read_ligand",
            "add_ligand", "pocket_residues", "complex_neighbourhoods", "featurize_complexes",
            "transform_mismatches", "write_lba_dataset", "read_lba_dataset", "write_skipped",
-           "Atom3DLMDB", "Atom3DComplex", "atom3d_structure", "atom3d_ligand", "atom3d_score", "ATOM3D_RECEPTORS"]
+           "Atom3DLMDB", "Atom3DComplex", "atom3d_structure", "atom3d_ligand", "atom3d_pocket_cas", "atom3d_score",
+           "ATOM3D_RECEPTORS"]
 
 log = logging.getLogger("holovae")
 
@@ -345,7 +349,9 @@ class ComplexFiles:
     ``protein`` and PDBbind ``pocket`` files (``None`` when absent), ``ligands`` (SDF files
     first, then MOL2) and ``receptor``: the file used as the protein (``None``: none allowed by
     the ``receptor`` choice of :func:`find_complexes`) with ``receptor_kind`` ("protein" /
-    "pocket" / "")."""
+    "pocket" / ""). ``sequences``: ``<id>_chains.fasta[.gz]`` when present, the full protein's
+    chains for a folder that holds only a pocket
+    (:func:`~holovae.data.sequence_split.read_chains_fasta`; used by ``holovae lba-split``)."""
 
     pdb_id: str
     directory: Path
@@ -354,6 +360,7 @@ class ComplexFiles:
     ligands: tuple
     receptor: Optional[Path]
     receptor_kind: str
+    sequences: Optional[Path] = None
 
     def files(self) -> list:
         """The files this complex is built from (receptor and ligands)."""
@@ -437,7 +444,9 @@ def find_complexes(directory, receptor: str = "protein") -> list:
                "protein_or_pocket": [("protein", protein), ("pocket", pocket)]}[receptor]
         kind, path = next(((k, p) for k, p in use if p is not None), ("", None))
         found[pid.lower()] = ComplexFiles(pdb_id=pid.lower(), directory=folder, protein=protein, pocket=pocket,
-                                          ligands=lig, receptor=path, receptor_kind=kind)
+                                          ligands=lig, receptor=path, receptor_kind=kind,
+                                          sequences=_first_existing(folder, [f"{pid}_chains.fasta",
+                                                                             f"{pid}_chains.fasta.gz"]))
     return [found[k] for k in sorted(found)]
 
 
@@ -459,32 +468,25 @@ def add_ligand(s: Structure, ligand: Ligand, name: Optional[str] = None) -> Stru
         ca_index=np.append(s.ca_index, -1))
 
 
-def _ca_ligand_distance(s: Structure, residues: np.ndarray, ligand_coords: np.ndarray) -> np.ndarray:
-    """Distance ``[B]`` from each residue's Cα to its nearest ligand atom (inf without ligand atoms)."""
-    from scipy.spatial import cKDTree
-
-    if len(residues) == 0 or len(ligand_coords) == 0:
-        return np.full(len(residues), np.inf)
-    tree = cKDTree(np.asarray(ligand_coords, dtype=np.float64).reshape(-1, 3))
-    d, _ = tree.query(s.coords[s.ca_index[residues]].astype(np.float64))
-    return d
-
-
-def pocket_residues(s: Structure, ligand_coords: np.ndarray, cutoff: float = 10.0) -> np.ndarray:
+def pocket_residues(s: Structure, ligand_coords: np.ndarray, cutoff: float = 10.0, rule: str = "ca",
+                    listed: Optional[np.ndarray] = None) -> np.ndarray:
     """Indices ``[K]`` int64 (ascending) of the centre residues of ``s`` (standard amino acids
-    with N, Cα, C; see :func:`~holovae.data.neighbourhoods.centre_residues`) whose Cα lies
-    within ``cutoff`` (inclusive) of any of ``ligand_coords [A, 3]``."""
+    with N, Cα, C; see :func:`~holovae.data.neighbourhoods.centre_residues`) in the pocket of
+    ``ligand_coords [A, 3]``: by default those whose Cα lies within ``cutoff`` (inclusive) of a
+    ligand atom; ``rule`` and ``listed`` as :func:`~holovae.data.lba_pockets.pocket_mask`."""
     residues, _ = centre_residues(s)
-    return residues[_ca_ligand_distance(s, residues, ligand_coords) <= cutoff]
+    return residues[pocket_mask(s, residues, ligand_coords, rule, cutoff, listed)]
 
 
 def complex_neighbourhoods(s: Structure, ligand: Ligand, *, pocket_cutoff: float = 10.0, r_max: float = 10.0,
-                           elements: Sequence[str] = DEFAULT_ELEMENTS, other_channel: bool = False) -> Clouds:
+                           elements: Sequence[str] = DEFAULT_ELEMENTS, other_channel: bool = False,
+                           pocket_rule: str = "ca", listed: Optional[np.ndarray] = None) -> Clouds:
     """Neighbourhoods of the pocket residues of a complex (see the module docstring).
 
     Returns :class:`~holovae.data.neighbourhoods.Clouds` over ``add_ligand(s, ligand)``, whose
-    ``residue [K]`` are the :func:`pocket_residues` (indices into ``s`` as well); ``skipped``
-    lists amino acids within the cutoff that lack a backbone atom.
+    ``residue [K]`` are the :func:`pocket_residues` (``pocket_rule``, ``pocket_cutoff``,
+    ``listed``; indices into ``s`` as well); ``skipped`` lists amino acids in the pocket that
+    lack a backbone atom.
     """
     merged = add_ligand(s, ligand)
     # neighbourhoods() centres clouds on the non-hetero standard residues and takes every atom
@@ -494,7 +496,7 @@ def complex_neighbourhoods(s: Structure, ligand: Ligand, *, pocket_cutoff: float
     is_aa = ~s.is_hetero & (s.ca_index >= 0)
     near = np.zeros(merged.n_residues, dtype=bool)
     aa = np.flatnonzero(is_aa)
-    near[aa[_ca_ligand_distance(s, aa, ligand.coords) <= pocket_cutoff]] = True
+    near[aa[pocket_mask(s, aa, ligand.coords, pocket_rule, pocket_cutoff, listed)]] = True
     only_pocket = dataclasses.replace(merged, is_hetero=merged.is_hetero | ~near)
     return neighbourhoods(only_pocket, r_max=r_max, elements=elements, other_channel=other_channel)
 
@@ -557,16 +559,18 @@ def _transform_clouds(clouds: list, **kw) -> np.ndarray:
 def featurize_complexes(complexes, affinities: Optional[Mapping[str, float]], *, lmax: int, n_max: int = 20,
                         r_max: float = 10.0, elements: Sequence[str] = DEFAULT_ELEMENTS,
                         other_channel: bool = False, normalization: Optional[str] = None,
-                        radial: str = "orthonormal", pocket_cutoff: float = 10.0, keep_hetero: bool = True,
-                        chunk: int = 4096, progress: bool = False) -> LBAFeaturized:
+                        radial: str = "orthonormal", pocket_cutoff: float = 10.0, pocket_rule: str = "ca",
+                        keep_hetero: bool = True, chunk: int = 4096, progress: bool = False) -> LBAFeaturized:
     """Pocket-residue neighbourhood coefficients of ``complexes`` (see the module docstring).
 
     ``complexes``: :class:`ComplexFiles` (from :func:`find_complexes`) or any objects with
     ``pdb_id`` and ``load() -> (Structure, Ligand)`` (:class:`LoadedComplex`, :meth:`Atom3DLMDB.complexes`).
     ``affinities``: ``{pdb id: pK}`` (:func:`read_pdbbind_index`); a complex missing from it is
-    skipped. ``None``: unlabelled (affinity NaN). The transform runs once per ``chunk``
-    neighbourhoods drawn from several complexes. A complex that fails is skipped with its
-    reason, never ends the run.
+    skipped. ``None``: unlabelled (affinity NaN). ``pocket_rule`` / ``pocket_cutoff``:
+    :func:`~holovae.data.lba_pockets.pocket_mask` (rule ``"listed"`` reads each complex's
+    ``listed_pocket`` after ``load()``). The transform runs once per ``chunk`` neighbourhoods
+    drawn from several complexes. A complex that fails is skipped with its reason, never ends
+    the run.
     """
     from tqdm import tqdm
 
@@ -575,8 +579,8 @@ def featurize_complexes(complexes, affinities: Optional[Mapping[str, float]], *,
 
     elements = [e.strip().upper() for e in elements]
     attrs = transform_attrs(lmax, n_max, r_max, elements, other_channel, normalization, radial, keep_hetero)
-    attrs.update(kind=KIND, pocket_cutoff=float(pocket_cutoff),
-                 pocket="standard residues with N, CA, C whose CA is within pocket_cutoff of a ligand heavy atom",
+    attrs.update(kind=KIND, pocket_cutoff=float(pocket_cutoff), pocket_rule=pocket_rule,
+                 pocket="standard residues with N, CA, C: " + pocket_description(pocket_rule, pocket_cutoff),
                  environment="receptor heavy atoms (hetero groups kept: keep_hetero) + ligand heavy atoms; "
                              "no waters, no hydrogens",
                  affinity="pK = -log10(Kd or Ki / M) from the affinity table", labels="residue type (label_names)")
@@ -613,14 +617,22 @@ def featurize_complexes(complexes, affinities: Optional[Mapping[str, float]], *,
             s, ligand = item.load(keep_hetero=keep_hetero)
             t["parse_s"] += time.perf_counter() - t0
             s = dataclasses.replace(s, name=pid)
+            listed = getattr(item, "listed_pocket", None) if pocket_rule == "listed" else None
+            if pocket_rule == "listed" and listed is None:
+                raise ComplexError("pocket rule 'listed' needs the complex's own pocket table (an ATOM3D item's "
+                                   "atoms_pocket); this complex has none")
             clouds = complex_neighbourhoods(s, ligand, pocket_cutoff=pocket_cutoff, r_max=r_max,
-                                            elements=elements, other_channel=other_channel)
+                                            elements=elements, other_channel=other_channel,
+                                            pocket_rule=pocket_rule, listed=listed)
             for r, reason in clouds.skipped:
                 skipped.append((residue_ids(s, np.array([r]))[0], f"pocket residue skipped: {reason}"))
             if len(clouds) == 0:
-                d = _ca_ligand_distance(s, centre_residues(s)[0], ligand.coords)
-                raise ComplexError(f"no pocket residue: no residue Cα within {pocket_cutoff} Å of the ligand's "
-                                   f"{ligand.n_atoms} heavy atoms (closest {d.min(initial=math.inf):.1f} Å)")
+                if pocket_rule == "listed":
+                    raise ComplexError(f"no pocket residue: none of the {len(listed)} Cα of the pocket table is "
+                                       "the Cα of a standard amino acid with N, CA, C in the receptor")
+                d = residue_ligand_distance(s, centre_residues(s)[0], ligand.coords, pocket_rule)
+                raise ComplexError(f"no pocket residue: no {pocket_description(pocket_rule, pocket_cutoff)} "
+                                   f"(closest {d.min(initial=math.inf):.1f} Å; ligand of {ligand.n_atoms} heavy atoms)")
             for path in getattr(item, "files", lambda: [])():
                 checksums[f"{pid}/{Path(path).name}"] = sha256_file(path)
             kind = getattr(item, "receptor_kind", "protein")
@@ -750,6 +762,16 @@ def atom3d_structure(table, name: str = "", keep_hetero: bool = True, where: str
         is_hetero=np.asarray([r[1] != "" for r in res], dtype=bool), ca_index=ca_index)
 
 
+def atom3d_pocket_cas(table, where: str = "") -> np.ndarray:
+    """Coordinates ``[K, 3]`` float64 of the Cα rows (atom name ``CA``, element carbon: ``CA``
+    alone can be calcium) of an ATOM3D pocket table: where the authors' code centres its
+    neighbourhoods."""
+    t = _atom3d_columns(table, where)
+    element = _atom3d_elements(t)
+    rows = [k for k, (name, el) in enumerate(zip(t["name"], element)) if str(name).strip() == "CA" and el == "C"]
+    return np.array([[float(t[c][k]) for c in "xyz"] for k in rows], dtype=np.float64).reshape(-1, 3)
+
+
 def atom3d_ligand(table, where: str = "") -> Ligand:
     """The heavy atoms of an ATOM3D ligand table (RDKit's atoms: mixed-case symbols such as
     ``"Cl"``, hydrogens added by ATOM3D) as a :class:`Ligand`."""
@@ -877,6 +899,9 @@ class Atom3DComplex:
     ligand_key: str = "atoms_ligand"
     receptor: Optional[str] = None
     chosen_key: Optional[str] = field(default=None, repr=False)
+    # Cα coordinates [K, 3] of the item's atoms_pocket, set by load(): ATOM3D's pocket, pocket
+    # rule "listed" (None: the item has no pocket table)
+    listed_pocket: Optional[np.ndarray] = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.receptor is not None and self.receptor not in ATOM3D_RECEPTORS:
@@ -913,6 +938,8 @@ class Atom3DComplex:
         except ComplexError as e:
             raise ComplexError(f"protein does not parse: {e}") from None
         self.chosen_key = protein_key
+        pocket = item.get("atoms_pocket")
+        self.listed_pocket = atom3d_pocket_cas(pocket, f"{where}:atoms_pocket") if _atom3d_rows(pocket) else None
         return s, ligand
 
 

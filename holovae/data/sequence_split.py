@@ -60,7 +60,7 @@ from typing import Hashable, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 __all__ = [
-    "MIN_IDENTITY", "MIN_Z", "MIN_CHAIN_LENGTH", "protein_sequence", "complex_protein_sequences",
+    "MIN_IDENTITY", "MIN_Z", "MIN_CHAIN_LENGTH", "protein_sequence", "read_chains_fasta", "complex_protein_sequences",
     "sequence_identity", "alignment_z_score", "linked", "chain_set_identity", "IdentityClusters",
     "cluster_by_identity",
     "IdentitySplit", "identity_split", "CrossSetIdentity", "check_split_identity",
@@ -107,6 +107,41 @@ def protein_sequence(structure) -> dict[str, str]:
         elif not hetero:
             chains.setdefault(str(chain), []).append("X")
     return {c: "".join(letters) for c, letters in chains.items()}
+
+
+def read_chains_fasta(path) -> dict[str, str]:
+    """Chain id -> one-letter sequence from a FASTA file (plain or gzipped) whose record names
+    are chain ids (``>A``), as :func:`protein_sequence` returns them: the chains of a full
+    protein stored next to a complex whose protein file is cut to its pocket (a pocket's
+    fragments are not comparable with full chains). ``ValueError`` naming the file for a
+    record without a name or sequence, a repeated chain, or letters that are no amino acid."""
+    from .structures import _read_text
+
+    path = Path(path)
+    chains: dict[str, list[str]] = {}
+    name = None
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith(">"):
+            name = line[1:].split()[0] if line[1:].strip() else ""
+            if not name or name in chains:
+                what = f"repeated chain {name!r}" if name else "record without a chain id"
+                raise ValueError(f"{path}:{lineno}: {what}")
+            chains[name] = []
+        elif name is None:
+            raise ValueError(f"{path}:{lineno}: sequence before the first '>' record")
+        elif not line.isalpha():
+            raise ValueError(f"{path}:{lineno}: not a one-letter amino-acid sequence: {line[:40]!r}")
+        else:
+            chains[name].append(line.upper())
+    out = {c: "".join(s) for c, s in chains.items()}
+    empty = [c for c, s in out.items() if not s]
+    if not out or empty:
+        what = "empty sequence for chain(s) " + ", ".join(empty) if out else "no FASTA records"
+        raise ValueError(f"{path}: {what}")
+    return out
 
 
 def complex_protein_sequences(root) -> tuple[dict[str, Chains], list[str]]:

@@ -3,9 +3,14 @@ binding affinity"): the paper's linear regressor and random-forest grid, its fou
 repeated over distinct seeds, and grouped cross-validation splits for small sets.
 
 A *fit method* here is a callable ``method(x_train, y_train, x_val, y_val, *, seed, **kw)``
-returning an object with ``predict(x [N, d]) -> [N]``: :func:`fit_linear_regressor`,
-:func:`fit_random_forest` and :func:`mean_predictor` all are, so :func:`repeated_fits` runs any
-of them.
+returning an object with ``predict(x [N, d]) -> [N]`` and ``chosen`` (a dict of what was
+chosen): :func:`fit_linear_regressor`, :func:`fit_random_forest` and :func:`mean_predictor` all
+are, so :func:`repeated_fits` runs any of them.
+
+Two protocols (:func:`fit_methods`): ``paper`` -- the paper's text, these functions -- and
+``authors`` -- the released code's choices (:mod:`holovae.evaluate.regression_authors`: one
+bootstrap resample, a mean of 10 forests, a linear layer on raw features keeping its final
+weights). docs/fidelity.md#lba lists every difference.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from .latent import _np, _single_thread
 __all__ = [
     "PAPER_GRID", "METRICS", "regression_metrics", "LinearRegressor", "fit_linear_regressor",
     "RandomForestFit", "fit_random_forest", "MeanPredictor", "mean_predictor", "RepeatedFits",
-    "repeated_fits", "grouped_cv_splits", "FIT_METHODS",
+    "repeated_fits", "grouped_cv_splits", "FIT_METHODS", "PROTOCOLS", "fit_methods",
 ]
 
 # The paper's random-forest grid. ``max_features`` 1.0 and 0.333 are fractions of the features
@@ -116,6 +121,10 @@ class LinearRegressor:
     @property
     def epochs_run(self) -> int:
         return len(self.lr_history)
+
+    @property
+    def chosen(self) -> dict:
+        return {"best_epoch": int(self.best_epoch), "val_mse": float(self.best_val_mse)}
 
     def predict(self, x) -> np.ndarray:
         """``x [N, d]`` -> predictions ``[N]`` in the units of the training targets."""
@@ -224,6 +233,10 @@ class RandomForestFit:
     def predict(self, x) -> np.ndarray:
         return self.model.predict(_np(x))
 
+    @property
+    def chosen(self) -> dict:
+        return {"params": self.params, "val_rmse": float(self.val_rmse)}
+
 
 def _grid_points(grid: dict[str, list]) -> list[dict]:
     """Every combination of the ``grid`` values as a dict, in ``itertools.product`` order."""
@@ -303,6 +316,10 @@ class MeanPredictor:
     def predict(self, x) -> np.ndarray:
         return np.full(len(_np(x)), self.value)
 
+    @property
+    def chosen(self) -> dict:
+        return {}
+
 
 def mean_predictor(x_train, y_train, x_val=None, y_val=None, *, seed: int | None = None) -> MeanPredictor:
     """The train-target mean as a fit method (features, validation set and ``seed`` unused;
@@ -318,6 +335,22 @@ FIT_METHODS: dict[str, Callable] = {
     "random_forest": fit_random_forest,
     "mean": mean_predictor,
 }
+PROTOCOLS = ("paper", "authors")
+
+
+def fit_methods(protocol: str = "paper") -> dict[str, Callable]:
+    """The fit methods of ``protocol`` by regressor name: ``paper`` (:data:`FIT_METHODS`: one
+    forest per grid point on the whole train set; a linear layer on standardised features
+    keeping its best validation epoch) or ``authors`` (the released code's bagged forest and raw
+    linear layer, :mod:`holovae.evaluate.regression_authors`). The mean predictor is the same in
+    both."""
+    if protocol == "paper":
+        return dict(FIT_METHODS)
+    if protocol == "authors":
+        from .regression_authors import fit_bagged_forest, fit_linear_authors
+
+        return {"linear": fit_linear_authors, "random_forest": fit_bagged_forest, "mean": mean_predictor}
+    raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
 
 
 @dataclass
@@ -339,11 +372,11 @@ class RepeatedFits:
 
 
 def repeated_fits(method: str | Callable, x_train, y_train, x_val, y_val, x_test, y_test,
-                  seeds, **method_kwargs) -> RepeatedFits:
+                  seeds, protocol: str = "paper", **method_kwargs) -> RepeatedFits:
     """Fit ``method`` once per seed on the train set (choosing on the validation set), score each
     fit on the test set with :func:`regression_metrics`, and summarise as mean ± std.
 
-    ``method``: ``"linear"``, ``"random_forest"``, ``"mean"`` or a fit method
+    ``method``: ``"linear"``, ``"random_forest"``, ``"mean"`` (of :func:`fit_methods` ``(protocol)``) or a fit method
     ``method(x_train, y_train, x_val, y_val, *, seed, **method_kwargs) -> model.predict``.
     ``seeds`` must be distinct: the authors' repeats reused one seed, so their spread measured
     nothing but nondeterminism. Features ``x_* [N_*, d]``, targets ``y_* [N_*]``.
@@ -354,7 +387,7 @@ def repeated_fits(method: str | Callable, x_train, y_train, x_val, y_val, x_test
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct (repeating one only repeats a fit), got {seeds}")
     name = method if isinstance(method, str) else getattr(method, "__name__", repr(method))
-    fit = FIT_METHODS[method] if isinstance(method, str) else method
+    fit = fit_methods(protocol)[method] if isinstance(method, str) else method
     y_test = _targets(y_test)
     per_seed = []
     for seed in seeds:

@@ -69,6 +69,13 @@ def lba_index():
     return LBA["index"]
 
 
+def lba_pocket_options():
+    """The pocket of lba.protocol (paper: Cα within 10 Å; authors: ATOM3D's 6 Å pocket), its
+    distance replaced by lba.pocket_cutoff when that is set."""
+    cutoff = LBA.get("pocket_cutoff")
+    return f"--protocol {LBA['protocol']}" + (f" --pocket-cutoff {cutoff}" if cutoff is not None else "")
+
+
 def lba_model():
     variant = LBA["protein_variant"]
     if not PROTEINS or variant not in PROTEINS["variants"]:
@@ -108,6 +115,7 @@ if LBA and LBA["source"] == "atom3d":
             # the "other element" channel: the transform of the model, one more channel (no model has it)
             transform=lambda wc, input: "--model " + input.model if not wc.other else _lba_other_transform(input.model),
             ids=lambda wc: f"--ids {shlex.quote(LBA['ids'])}" if LBA.get("ids") else "",
+            pocket=lambda wc: lba_pocket_options(),
         log:
             f"{RESULTS}/logs/lba/prepare_lba{{other}}.log",
         benchmark:
@@ -118,7 +126,7 @@ if LBA and LBA["source"] == "atom3d":
             runtime=240,
         shell:
             "holovae prepare-lba {params.complexes} --lists-out {output.lists} {params.index} {params.transform} {params.ids}"
-            " --pocket-cutoff {config[lba][pocket_cutoff]} --receptor larger"
+            " {params.pocket} --receptor larger"
             " --out {output.h5} --skipped {output.skipped} --threads {threads} --no-progress > {log} 2>&1"
 
 else:
@@ -133,10 +141,13 @@ else:
             other="|_other",
         params:
             complexes=lambda wc: lba_complexes(),
+            # the embedded complexes ship pockets cut to what their 10 Å neighbourhoods need
+            receptor=lambda wc: "pocket" if LBA["source"] == "embedded" else LBA["receptor"],
             index=lambda wc: f"--index {shlex.quote(lba_index())}" if lba_index() else "",
             # the "other element" channel: the transform of the model, one more channel (no model has it)
             transform=lambda wc, input: "--model " + input.model if not wc.other else _lba_other_transform(input.model),
             ids=lambda wc: f"--ids {shlex.quote(LBA['ids'])}" if LBA.get("ids") else "",
+            pocket=lambda wc: lba_pocket_options(),
         log:
             f"{RESULTS}/logs/lba/prepare_lba{{other}}.log",
         benchmark:
@@ -147,7 +158,7 @@ else:
             runtime=240,
         shell:
             "holovae prepare-lba --complexes {params.complexes:q} {params.index} {params.transform} {params.ids}"
-            " --pocket-cutoff {config[lba][pocket_cutoff]} --receptor {config[lba][receptor]}"
+            " {params.pocket} --receptor {params.receptor}"
             " --out {output.h5} --skipped {output.skipped} --threads {threads} --no-progress > {log} 2>&1"
 
 
@@ -223,6 +234,7 @@ rule lba_regress:
     shell:
         "holovae lba-regress --data {input.data} --split {input.split} --features {params.kind} {params.model}"
         " --regressors {params.regressors} --seeds {params.seeds} --rf-grid {config[lba][rf_grid]}"
+        " --protocol {config[lba][protocol]}"
         " --meta variant={wildcards.features} --meta dataset=LBA --threads {threads} --device {config[device]}"
         " --out {output.json} --predictions {output.predictions} > {log} 2>&1"
 
