@@ -202,14 +202,16 @@ def test_lba_split_takes_the_pockets_chains_when_there_is_no_protein_file(tmp_pa
 
     from holovae.cli import main
 
-    embedded = Path(__file__).resolve().parents[1] / "holovae" / "data" / "embedded" / "lba"
-    ids = sorted(p.name for p in embedded.iterdir() if p.is_dir())
-    proteins = {cid: next((embedded / cid).glob(f"{cid}_protein.pdb*")) for cid in ids}
+    source = Path(__file__).resolve().parents[2] / "shared" / "data" / "lba" / "complexes" / "gign_toy_set"
+    if not source.is_dir():
+        pytest.skip(f"real PDBbind complexes with protein files not available at {source}")
+    ids = sorted(p.name for p in source.iterdir() if p.is_dir())[:16]
+    proteins = {cid: next((source / cid).glob(f"{cid}_protein.pdb*")) for cid in ids}
     for cid in ids:
         d = tmp_path / "complexes" / cid
         d.mkdir(parents=True)
-        (d / f"{cid}_ligand.sdf").write_bytes((embedded / cid / f"{cid}_ligand.sdf").read_bytes())
-        (d / f"{cid}_pocket.pdb").write_text(_pocket_pdb(proteins[cid], embedded / cid / f"{cid}_ligand.sdf"))
+        (d / f"{cid}_ligand.sdf").write_bytes((source / cid / f"{cid}_ligand.sdf").read_bytes())
+        (d / f"{cid}_pocket.pdb").write_text(_pocket_pdb(proteins[cid], source / cid / f"{cid}_ligand.sdf"))
         pocket_length = sum(map(len, protein_sequence(d / f"{cid}_pocket.pdb").values()))
         assert 15 < pocket_length < sum(map(len, protein_sequence(proteins[cid]).values()))
 
