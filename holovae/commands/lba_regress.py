@@ -347,7 +347,8 @@ def register(sub) -> None:
     p.add_argument("--features", required=True, choices=FEATURES,
                    help="hae: the model's z summed over the pocket; zernike_inv: the l=0 coefficients summed")
     p.add_argument("--model", default=None, help="best.pt of the encoder (needed for --features hae)")
-    p.add_argument("--regressors", nargs="+", default=list(REGRESSORS), choices=REGRESSORS)
+    p.add_argument("--regressors", nargs="+", default=list(REGRESSORS), choices=REGRESSORS,
+                   help="regressors to fit (mean: the mean of the training affinities, the trivial baseline)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="distinct seeds, one fit each")
     p.add_argument("--out", required=True, help="output JSON of metrics")
     p.add_argument("--predictions", default=None, help="CSV of test predictions: " + ", ".join(PREDICTION_COLUMNS))
