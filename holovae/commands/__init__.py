@@ -2,7 +2,8 @@
 import importlib
 
 MODULES = ["prepare_mnist", "download", "train", "embed", "evaluate", "table", "figure", "prepare_structures", "merge", "embed_structures", "subset", "download_structures",
-           "prepare_lba", "lba_split", "lba_regress", "synthetic_meshes", "prepare_shrec17", "scorecard"]
+           "prepare_lba", "lba_split", "lba_regress", "synthetic_meshes", "prepare_shrec17", "scorecard",
+           "import_checkpoint"]
 
 
 def register_all(sub) -> None:

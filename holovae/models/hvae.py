@@ -21,7 +21,9 @@ class HVAEConfig:
     ``channels`` / ``degrees``: the encoder's ``ChannelsList`` / ``DegreesList`` (the decoder
     mirrors them). ``initial_channels``: width of the initial projection, used when the data's
     channels differ per degree (proteins: 44), ``None`` for none. ``tp``: "efficient" (the
-    paper's ETP) or "full". ``decoder``: "equivariant" (CG blocks) or "mlp" (Table S1's
+    paper's ETP), "full" (channel-mixing, Table S8's Full-TP) or "full_channelwise" (every
+    (l1, l2) pair but channel-wise: the authors' ``ls_nonlin_rule: full`` with
+    ``ch_nonlin_rule: elementwise``, the rule of one of their published protein models). ``decoder``: "equivariant" (CG blocks) or "mlp" (Table S1's
     unconstrained decoder: an MLP of z whose output is rotated by the learned frame).
     """
 
@@ -31,7 +33,7 @@ class HVAEConfig:
     degrees: list[int] = field(metadata={"min": 1})
     vae: bool = False
     initial_channels: Optional[int] = field(default=None, metadata={"min": 1})
-    tp: str = field(default="efficient", metadata={"choices": ("efficient", "full")})
+    tp: str = field(default="efficient", metadata={"choices": ("efficient", "full", "full_channelwise")})
     tp_implementation: str = field(default="auto", metadata={"choices": IMPLEMENTATIONS})
     skip_connections: bool = True
     decoder: str = field(default="equivariant", metadata={"choices": ("equivariant", "mlp")})
@@ -54,7 +56,7 @@ class HVAEConfig:
             raise ValueError(f"model.irreps_in: {self.irreps_in} must have every degree from 0 to its lmax")
         if max(self.degrees) > len(data_channels) - 1:
             raise ValueError(f"model.degrees: {self.degrees} go above the data's lmax {len(data_channels) - 1}")
-        if self.initial_channels is None and self.tp == "efficient" and len(set(data_channels)) > 1:
+        if self.initial_channels is None and self.tp != "full" and len(set(data_channels)) > 1:
             raise ValueError(f"model.initial_channels: irreps_in {self.irreps_in} has different channels per "
                              f"degree: set initial_channels")
 

@@ -16,7 +16,8 @@ class CGBlock(torch.nn.Module):
 
     ``channels_out`` gives the output channels per degree (degrees up to the block's lmax).
     ``tp="efficient"`` is the channel-wise product on the MST paths (needs the same number of
-    channels in every input degree); ``tp="full"`` the channel-mixing product on all paths.
+    channels in every input degree); ``tp="full"`` the channel-mixing product on all paths;
+    ``tp="full_channelwise"`` the channel-wise product on all paths (equal channels too).
     """
 
     def __init__(self, channels_in: Mapping[int, int], channels_out: Mapping[int, int],
@@ -25,16 +26,17 @@ class CGBlock(torch.nn.Module):
         channels_in = dict(channels_in)
         lmax_out = max(channels_out)
         self.bn = SO3BatchNorm(channels_in) if batch_norm else None
-        if tp == "efficient":
+        if tp in ("efficient", "full_channelwise"):
             widths = set(channels_in.values())
             if len(widths) != 1:
                 raise ValueError(f"the channel-wise tensor product needs equal channels per degree, got {channels_in}")
             self.tp = ChannelwiseTensorProduct(widths.pop(), tuple(sorted(channels_in)), lmax_out,
+                                               rule="efficient" if tp == "efficient" else "full",
                                                implementation=tp_implementation)
         elif tp == "full":
             self.tp = FullTensorProduct(channels_in, lmax_out)
         else:
-            raise ValueError(f"tp must be 'efficient' or 'full', got {tp!r}")
+            raise ValueError(f"tp must be 'efficient', 'full' or 'full_channelwise', got {tp!r}")
         self.norm = SignalNorm(self.tp.channels_out)
         self.linear = SO3Linear(self.tp.channels_out, channels_out)
         self.channels_out = dict(channels_out)
