@@ -78,6 +78,8 @@ def lba_pocket_options():
 
 def lba_model():
     variant = LBA["protein_variant"]
+    if variant == PRETRAINED_VARIANT:       # the authors' published encoder (pretrained.smk)
+        return pretrained_model()
     if not PROTEINS or variant not in PROTEINS["variants"]:
         raise ValueError(f"config lba.protein_variant: {variant!r} is not a variant of config proteins.variants")
     return f"{RESULTS}/proteins/models/{variant}/best.pt"

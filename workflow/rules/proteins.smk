@@ -65,6 +65,8 @@ def protein_shards(part):
 
 
 def protein_variant(variant):
+    if variant == PRETRAINED_VARIANT:       # imported, not trained (pretrained.smk)
+        return pretrained_variant()
     try:
         return PROTEINS["variants"][variant]
     except KeyError:
