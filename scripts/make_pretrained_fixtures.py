@@ -77,7 +77,6 @@ def models(base: dict) -> dict:
 
 def neighbourhood_inputs():
     """holovae's neighbourhoods of N_RESIDUES residues -> the authors' coefficients."""
-    import torch
     from experiments.protein_neighborhoods.src.preprocessing.get_zernikegrams import get_zernikegram_of_neighborhood
     from holographic_vae.so3 import MultiChannelRadialSphericalTensor, RadialSphericalTensor, ZernickeRadialFunctions
 

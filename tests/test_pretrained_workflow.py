@@ -73,3 +73,14 @@ def test_pretrained_variant_needs_the_setting(tmp_path):
     proc = snakemake(tmp_path, "-n", "results/tables/table2_lba.csv", "--cores", "1", "--configfile", str(cfg),
                      check=False)
     assert proc.returncode != 0 and "needs config proteins.pretrained" in proc.stdout + proc.stderr
+
+
+def test_protein_splits_are_embedded_by_the_pretrained_model(tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", **{
+        "proteins.pretrained": {"id": "m", "urls": ["http://127.0.0.1:9/m.tar.gz"], "lmax": 6},
+        "proteins.figures": {"umap_variant": "pretrained"}})
+    out = snakemake(tmp_path, "-n", "results/figures/fig4B_umap_pretrained.png", "--cores", "1",
+                    "--configfile", str(cfg)).stdout
+    counts = job_counts(out)
+    assert counts["import_pretrained"] == 1 and counts["embed_proteins"] == 1 and "train_proteins" not in counts
+    assert "results/proteins/data/L6/test.h5" in out         # the splits at the model's degree
