@@ -67,6 +67,10 @@ def test_shrec17_tables_from_downloaded_archives(tmp_path, shrec_server):
     assert sorted(p.name for p in (work / "results/download/shrec17").iterdir()) == sorted(
         ["train_perturbed.zip", "val_perturbed.zip", "test_perturbed.zip", "train.csv", "val.csv", "evaluator.zip"])
     assert not (work / "results/shrec17/synthetic").exists()
-    # the unpinned files say so in their log, with the sha256 to pin
-    assert "no checksum configured" in (work / "results/logs/download/shrec17/val.csv.log").read_text()
-    assert "no checksum configured" not in (work / "results/logs/download/shrec17/train_perturbed.zip.log").read_text()
+    # the files without a published checksum are pinned in the lock at their first download; the
+    # one with an md5 in the config is verified against it instead
+    lock = json.loads((work / "results/checksums.lock").read_text())
+    assert "download/shrec17/val.csv" in lock and "download/shrec17/train_perturbed.zip" not in lock
+    assert lock["download/shrec17/val.csv"]["sha256"] == hashlib.sha256(
+        (work / "results/download/shrec17/val.csv").read_bytes()).hexdigest()
+    assert "pinned its sha256" in (work / "results/logs/download/shrec17/val.csv.log").read_text()

@@ -242,7 +242,9 @@ def test_tiny_run_scorecard_and_report(tiny_run):
     page = (work / "results/reproduction.md").read_text()
     assert page.startswith("# Reproduction scorecard") and "numbers within tolerance" in page
     assert "| table1_mnist |" in page and "SYNTHETIC" in page and "config mnist.source: embedded" in page
-    # the README's `snakemake --report`: builds with what the workflow extra installs
+    # the README's `snakemake --report`: builds with what the workflow extra installs (after `all`:
+    # another test deletes a table)
+    snakemake(work, "all", "--cores", "2", "--configfile", str(cfg))
     snakemake(work, "--report", "report.html", "--configfile", str(cfg))
     html = (work / "report.html").read_text(errors="replace")
     assert "reproduction.md" in html and "table1_mnist.csv" in html
