@@ -110,8 +110,9 @@ def compare(a: list, h: list) -> dict:
     a = np.array([v for v in a if v is not None], dtype=float)
     h = np.array([v for v in h if v is not None], dtype=float)
     if len(a) < 2 or len(h) < 2:
-        return {"mean_a": float(a.mean()) if len(a) else None, "sd_a": None,
-                "mean_h": float(h.mean()) if len(h) else None, "sd_h": None, "verdict": "n/a"}
+        side = lambda v: (float(v.mean()) if len(v) else None, float(v.std(ddof=1)) if len(v) > 1 else None)
+        (ma, sa), (mh, sh) = side(a), side(h)
+        return {"mean_a": ma, "sd_a": sa, "mean_h": mh, "sd_h": sh, "verdict": "n/a"}
     ma, mh, sa, sh = a.mean(), h.mean(), a.std(ddof=1), h.std(ddof=1)
     pooled = math.sqrt((sa ** 2 + sh ** 2) / 2)
     diff = mh - ma

@@ -120,7 +120,8 @@ def _run_job(job: dict) -> dict:
     done = run_dir / "result.json"
     if done.exists() and (run_dir / "settings.json").exists() and \
             json.loads((run_dir / "settings.json").read_text()) == job["settings"] and not job["force"]:
-        return {"job": job["name"], "reused": True, "wall_s": json.loads(done.read_text()).get("wall_s")}
+        cost = json.loads((run_dir / "cost.json").read_text()) if (run_dir / "cost.json").exists() else {}
+        return {"job": job["name"], "reused": True, **cost}
     done.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, text in job["files"].items():
@@ -130,11 +131,17 @@ def _run_job(job: dict) -> dict:
                MKL_NUM_THREADS=str(job["threads"]))
     t0 = time.perf_counter()
     with open(run_dir / "worker.log", "w") as log:
-        proc = subprocess.run([sys.executable, *job["argv"]], env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, *job["argv"]], env=env, stdout=log, stderr=subprocess.STDOUT)
+        # the child's own CPU time: a measure of cost that other load on the machine does not inflate
+        _, status_word, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    status = "ok" if proc.returncode == 0 and done.exists() else f"FAILED (exit {proc.returncode}, see {run_dir}/worker.log)"
-    print(f"  {job['name']}: {status}, {wall:.0f} s", flush=True)
-    return {"job": job["name"], "reused": False, "wall_s": wall, "ok": status == "ok"}
+    rc = proc.returncode = os.waitstatus_to_exitcode(status_word)
+    cpu = usage.ru_utime + usage.ru_stime
+    status = "ok" if rc == 0 and done.exists() else f"FAILED (exit {rc}, see {run_dir}/worker.log)"
+    if status == "ok":
+        (run_dir / "cost.json").write_text(json.dumps({"wall_s": wall, "cpu_s": cpu}))
+    print(f"  {job['name']}: {status}, {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
+    return {"job": job["name"], "reused": False, "wall_s": wall, "cpu_s": cpu, "ok": status == "ok"}
 
 
 def _jobs(args, manifests: dict, experiments: list[str]) -> list[dict]:
@@ -366,25 +373,35 @@ def main(argv=None) -> int:
                for n in experiments}
 
     jobs = _jobs(args, manifests, experiments)
-    t_jobs = time.perf_counter()
-    job_walls = []
+    pool_file = args.out / "runs" / "pool.json"
     if not args.report_only:
         print(f"{len(jobs)} runs, {args.jobs} at a time, {args.threads} thread(s) each", flush=True)
+        t_jobs = time.perf_counter()
         with ThreadPoolExecutor(args.jobs) as pool:
             job_walls = list(pool.map(_run_job, jobs))
         failed = [j["job"] for j in job_walls if j.get("ok") is False]
         if failed:
             raise SystemExit(f"failed runs: {failed}")
-    wall = {"total_s": time.perf_counter() - t_start, "runs_s": time.perf_counter() - t_jobs, "per_run": job_walls}
+        if not all(j["reused"] for j in job_walls):
+            pool_file.write_text(json.dumps({"wall_s": time.perf_counter() - t_jobs, "load_average_end": os.getloadavg()[0],
+                                             "jobs": args.jobs, "threads": args.threads}))
+    else:   # the costs recorded when the runs were made
+        job_walls = [{"job": j["name"], "reused": True, **json.loads((j["run_dir"] / "cost.json").read_text())}
+                     for j in jobs if (j["run_dir"] / "cost.json").exists()]
+    pool_wall = json.loads(pool_file.read_text()) if pool_file.exists() else None
+    cpu_total = sum(j.get("cpu_s") or 0.0 for j in job_walls)
+    wall = {"total_s": time.perf_counter() - t_start, "pool": pool_wall, "per_run": job_walls, "runs_cpu_s": cpu_total}
     conditions = {
         "torch": torch.__version__, "holovae_version": getattr(holovae, "__version__", "?"),
         "holovae_path": str(args.holovae), "authors_path": str(args.authors), "cpus": os.cpu_count(),
         "threads_per_run": args.threads, "parallel_runs": args.jobs, "device": "cpu",
         "summary": (f"CPU ({os.cpu_count()} cores), {args.jobs} runs in parallel with {args.threads} torch thread(s) "
                     f"each, torch {torch.__version__}, holovae {getattr(holovae, '__version__', '?')} from "
-                    f"{args.holovae}, authors' code from {args.authors}; seeds {list(args.seeds)}; "
-                    f"wall time of the runs {wall['runs_s'] / 60:.1f} min"
-                    + (" (all reused)" if job_walls and all(j["reused"] for j in job_walls) else "")),
+                    f"{args.holovae}, authors' code from {args.authors}; seeds {list(args.seeds)}; the {len(jobs)} runs "
+                    f"took {cpu_total / 60:.1f} CPU-minutes"
+                    + ("" if pool_wall is None else
+                       f", {pool_wall['wall_s'] / 60:.1f} min wall when last run (machine shared with other work: "
+                       f"load average {pool_wall['load_average_end']:.1f} at the end)")),
     }
     summary = summarise(args, manifests, experiments, counts, forward, order_check, wall)
     text = write_outputs(args, summary, conditions)
