@@ -114,6 +114,15 @@ def _forward_checks(name: str, spec: dict, manifest: dict, scratch: Path, seeds)
     return {"same_weights": same, "verdict": verdict, "untrained_mse": init}
 
 
+def _code_fingerprint(root: Path, package: str) -> str:
+    """sha256 of a package's Python sources: a finished run is reused only for the same code."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted((root / package).rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _run_job(job: dict) -> dict:
     """One worker process; its stdout/stderr go to ``run_dir/worker.log``."""
     run_dir = job["run_dir"]
@@ -122,8 +131,10 @@ def _run_job(job: dict) -> dict:
             json.loads((run_dir / "settings.json").read_text()) == job["settings"] and not job["force"]:
         cost = json.loads((run_dir / "cost.json").read_text()) if (run_dir / "cost.json").exists() else {}
         return {"job": job["name"], "reused": True, **cost}
-    done.unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists():   # a fresh start: holovae would resume from an old last.pt
+        import shutil
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
     for name, text in job["files"].items():
         (run_dir / name).write_text(text)
     (run_dir / "settings.json").write_text(json.dumps(job["settings"], indent=1))
@@ -145,6 +156,11 @@ def _run_job(job: dict) -> dict:
 
 
 def _jobs(args, manifests: dict, experiments: list[str]) -> list[dict]:
+    code_a = {p: _code_fingerprint(args.authors, p) for p in ("holographic_vae", "experiments")}
+    code_h = _code_fingerprint(args.holovae, "holovae")
+    import hashlib
+    worker_a, worker_h = (hashlib.sha256((HERE / f).read_bytes()).hexdigest()[:16]
+                          for f in ("authors_worker.py", "holovae_worker.py"))
     jobs = []
     for name in experiments:
         spec = specs.EXPERIMENTS[name]
@@ -156,7 +172,8 @@ def _jobs(args, manifests: dict, experiments: list[str]) -> list[dict]:
                 "name": f"{name} seed {seed} authors", "run_dir": base / "authors", "force": args.force,
                 "threads": args.threads, "pythonpath": str(args.authors),
                 "files": {"hparams.json": json.dumps(hp, indent=1)},
-                "settings": {"hparams": hp, "data": m["sha256_16"], "authors": str(args.authors)},
+                "settings": {"hparams": hp, "data": m["sha256_16"], "authors": str(args.authors), "code": code_a,
+                             "worker": worker_a},
                 "argv": [str(HERE / "authors_worker.py"), "--authors", str(args.authors), "--task", spec["task"],
                          "--run-dir", str(base / "authors"), "--scratch", str(args.out / "scratch"),
                          "--threads", str(args.threads)],
@@ -167,7 +184,7 @@ def _jobs(args, manifests: dict, experiments: list[str]) -> list[dict]:
                 "threads": args.threads, "pythonpath": str(args.holovae),
                 "files": {"config.yaml": json.dumps(cfg, indent=1)},
                 "settings": {"config": cfg, "set": args.holovae_set, "data": m["sha256_16"],
-                             "holovae": str(args.holovae)},
+                             "holovae": str(args.holovae), "code": code_h, "worker": worker_h},
                 "argv": [str(HERE / "holovae_worker.py"), "--run-dir", str(base / "holovae"),
                          "--train", m["holovae_train"], "--val", m["holovae_val"], "--threads", str(args.threads),
                          *[a for s in args.holovae_set for a in ("--set", s)]],
@@ -317,7 +334,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--holovae-set", action="append", default=[], metavar="KEY=VALUE",
                     help="extra override for every holovae run, e.g. train.weight_decay=1e-5 (repeatable)")
-    ap.add_argument("--force", action="store_true", help="redo finished runs")
+    ap.add_argument("--force", action="store_true", help="prepare the data again and redo finished runs")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the report from finished runs")
     args = ap.parse_args(argv)
     args.authors, args.holovae, args.out = args.authors.resolve(), args.holovae.resolve(), args.out.resolve()
@@ -352,6 +369,9 @@ def main(argv=None) -> int:
               f"rotation commutes to {order_check['rotation_commutes_rel_error']:.1e}", flush=True)
 
     import prepare
+    if args.force and not args.report_only and (args.out / "data").exists():
+        import shutil
+        shutil.rmtree(args.out / "data")   # prepared by the holovae under test, again
     manifests = {}
     sizes = lambda task: (max(specs.EXPERIMENTS[n]["n_train"] for n in experiments if specs.EXPERIMENTS[n]["task"] == task),
                           max(specs.EXPERIMENTS[n]["n_val"] for n in experiments if specs.EXPERIMENTS[n]["task"] == task))
