@@ -29,8 +29,11 @@ BENCHMARKS = {  # name -> module; each has run(out_dir, device=...) -> list of r
     "cg": "bench_cg",
     "train_step": "bench_train_step",
     "neighbourhoods": "bench_neighbourhoods",
+    "prepare": "bench_prepare",
     "raycast": "bench_raycast",
     "hdf5_codec": "bench_hdf5_codec",
+    "stream": "bench_stream",
+    "allocator": "bench_allocator",
 }
 
 
