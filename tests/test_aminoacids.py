@@ -156,7 +156,7 @@ def test_embed_structures_keeps_the_central_ca_as_its_training_data_did(tmp_path
     import torch
 
     from holovae.embed import embed
-    from holovae.train import load_model
+    from holovae.models.checkpoint import load_model
 
     files = [str(p) for p in embedded_structure_paths()[:2]]
     common = ["--clouds", "residue", "--lmax", "2", "--n-max", "4", "--secondary", "none", "--no-progress"]

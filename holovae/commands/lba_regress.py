@@ -154,7 +154,7 @@ def latent_rows(data, data_path, model_path, batch_size: int, device: str) -> np
 
     from ..data.lba import transform_mismatches
     from ..embed import embed
-    from ..train import load_model
+    from ..models.checkpoint import load_model
     from .prepare_lba import model_data_attrs
 
     model_attrs = model_data_attrs(model_path)
@@ -302,7 +302,8 @@ def _check_seeds(seeds: list[int]) -> list[int]:
 def run(args) -> None:
     import torch
 
-    from .evaluate import _write_json_atomic, parse_meta
+    from ..atomic import write_json_atomic
+    from .options import parse_meta
 
     meta = parse_meta(args.meta)   # before the slow part, so that a typo fails at once
     seeds = _check_seeds([int(s) for s in args.seeds])
@@ -335,7 +336,7 @@ def run(args) -> None:
         raise ValueError(f"--meta keys {clash} collide with output keys")
     if args.predictions:
         write_predictions(args.predictions, rows)
-    _write_json_atomic(finite_or_none({**out, **meta}), Path(args.out))
+    write_json_atomic(args.out, finite_or_none({**out, **meta}))
     log.info("wrote %s%s", args.out, f" and {args.predictions}" if args.predictions else "")
 
 

@@ -282,10 +282,10 @@ def identity_check_json(check) -> dict:
 
 
 def run(args) -> None:
-    from .evaluate import _write_json_atomic
+    from ..atomic import write_json_atomic
 
     split = build_split(args)
-    _write_json_atomic(split, Path(args.out))
+    write_json_atomic(args.out, split)
     sizes = ", ".join("/".join(str(len(f[n])) for n in SET_NAMES) for f in split["folds"])
     log.info("wrote %s: %s split (%s), train/val/test %s, %d excluded. %s", args.out, split["kind"],
              split["source"], sizes, len(split["excluded"]), split["caption"])

@@ -71,25 +71,10 @@ def model_data_attrs(model_path) -> dict:
     """The training data's transform parameters stored in a model file by ``holovae train``,
     with ``irreps_in`` of the model added. Raises ``ValueError`` naming the file when the model
     was not trained on residue neighbourhoods."""
-    import torch
+    from ..data.lba import NEIGHBOURHOOD_KINDS
+    from ..models.checkpoint import model_transform
 
-    from ..data.lba import _NEIGHBOURHOOD_KINDS
-
-    try:
-        ckpt = torch.load(model_path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{model_path}: no such model file") from None
-    except Exception as exc:
-        raise ValueError(f"{model_path}: not a holovae model file ({exc})") from None
-    attrs = ckpt.get("data_attrs") if isinstance(ckpt, dict) else None
-    if not attrs or attrs.get("kind") not in _NEIGHBOURHOOD_KINDS:
-        kind = attrs.get("kind") if attrs else None
-        raise ValueError(f"{model_path}: not a residue-neighbourhood model (data kind {kind!r}; train it with "
-                         "`holovae train` on `holovae prepare-structures` data)")
-    config = ckpt.get("config")
-    if not isinstance(config, dict) or "irreps_in" not in config:
-        raise ValueError(f"{model_path}: not a holovae model file (no 'config' with 'irreps_in')")
-    return {**attrs, "irreps_in": config["irreps_in"]}
+    return model_transform(model_path, NEIGHBOURHOOD_KINDS, "residue-neighbourhood model")
 
 
 def _normalization_option(value) -> str:

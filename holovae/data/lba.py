@@ -64,7 +64,7 @@ LIGAND_RESNAME = "LIG"
 # The transform parameters that must agree between a model's training data and data it embeds.
 TRANSFORM_KEYS = ("lmax", "n_max", "r_max", "elements", "other_channel", "n_channels", "normalization",
                   "radial", "centre", "central_ca_dropped")
-_NEIGHBOURHOOD_KINDS = ("protein_neighbourhoods", KIND)
+NEIGHBOURHOOD_KINDS = ("protein_neighbourhoods", KIND)
 _HYDROGENS = frozenset({"H", "D", "T"})
 
 
@@ -676,7 +676,7 @@ def transform_mismatches(data_attrs: Mapping, model_attrs: Mapping) -> list:
     out = [f"{k}: data={data_attrs.get(k)!r}, model={model_attrs.get(k)!r}"
            for k in TRANSFORM_KEYS if data_attrs.get(k) != model_attrs.get(k)]
     # protein and pocket neighbourhoods are the same kind of cloud; a residue's own atoms are not
-    clouds = lambda kind: "neighbourhood" if kind in _NEIGHBOURHOOD_KINDS else kind  # noqa: E731
+    clouds = lambda kind: "neighbourhood" if kind in NEIGHBOURHOOD_KINDS else kind  # noqa: E731
     if clouds(data_attrs.get("kind")) != clouds(model_attrs.get("kind")):
         out.insert(0, f"kind: data={data_attrs.get('kind')!r}, model={model_attrs.get('kind')!r}")
     return out
@@ -1013,6 +1013,6 @@ def read_lba_dataset(path) -> LBAFeaturized:
 
 def write_skipped(path, skipped) -> Path:
     """``complex, reason`` rows as TSV, written atomically (tabs/newlines in reasons escaped)."""
-    from ..atomic import tsv_text, write_text_atomic
+    from ..atomic import write_tsv_atomic
 
-    return write_text_atomic(path, tsv_text(("complex", "reason"), skipped))
+    return write_tsv_atomic(path, ("complex", "reason"), skipped)
