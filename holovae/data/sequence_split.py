@@ -115,12 +115,12 @@ def read_chains_fasta(path) -> dict[str, str]:
     protein stored next to a complex whose protein file is cut to its pocket (a pocket's
     fragments are not comparable with full chains). ``ValueError`` naming the file for a
     record without a name or sequence, a repeated chain, or letters that are no amino acid."""
-    from .structures import _read_text
+    from .structures import read_text
 
     path = Path(path)
     chains: dict[str, list[str]] = {}
     name = None
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
