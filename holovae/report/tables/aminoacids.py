@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ..evals import is_amino_acid
-from .common import EQUIV, OURS_VS_PAPER, UNITS_LOST, add_equivariance, cell, match, paired
+from .common import (EQUIV, EQUIV_CAPTION, EQUIV_EXTRA, EQUIV_LABELS, OURS_VS_PAPER, UNITS_LOST, add_equivariance,
+                     cell, match, paired)
 from .registry import Built, TableSpec, register_table
 
 # One eval per trained model and repeat (the data subset and the seed change with the repeat);
@@ -115,16 +116,8 @@ def _build_s9_amino(evals, paper) -> Built:
 register_table(TableSpec(
     name="tableS9_aminoacids", dataset="aminoacids",
     title="Table S9 (amino-acid conformations): equivariance error of trained models",
-    caption=(f"{OURS_VS_PAPER} One row per (model, beta, n_train): the model of the first repeat. Ours, in "
-             "scientific notation: mean and std over test samples and random rotations R of "
-             "mean_i |D(R) f(x) - f(D(R) x)|_i (equiv_error) and of mean_i |D(R) f(x)|_i (abs_value); "
-             "equiv_relative_error_max is the largest ||D(R) f(x) - f(D(R) x)|| / ||D(R) f(x)||, "
-             f"latent_invariance_error the largest relative change of z under rotation. Columns marked † are the "
-             f"{UNITS_LOST}."),
+    caption=f"{OURS_VS_PAPER} One row per (model, beta, n_train): the model of the first repeat. {EQUIV_CAPTION}",
     paper_csv="tableS9_equivariance_error.csv",
-    needs=("variant", "dataset", "model", "z", "lmax", "n_train") + EQUIV + ("equiv_relative_error_max",
-                                                                             "latent_invariance_error"),
-    columns=("variant", "model", "beta", "lmax", "z", "n_train") + paired(*EQUIV)
-    + ("equiv_relative_error_max", "latent_invariance_error"),
-    build=_build_s9_amino,
-    labels={f"{m}_paper": f"{m}_paper †" for m in EQUIV}))
+    needs=("variant", "dataset", "model", "z", "lmax", "n_train") + EQUIV + EQUIV_EXTRA,
+    columns=("variant", "model", "beta", "lmax", "z", "n_train") + paired(*EQUIV) + EQUIV_EXTRA,
+    build=_build_s9_amino, labels=EQUIV_LABELS))

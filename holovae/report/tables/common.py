@@ -2,7 +2,8 @@
 evals with the paper's rows, and the columns every "ours beside the paper's" table fills."""
 from __future__ import annotations
 
-__all__ = ["COMMON", "CLUSTER", "EQUIV", "TP_LABEL", "OURS_VS_PAPER", "COSINE_NOTE", "UNITS_LOST", "match", "cell",
+__all__ = ["COMMON", "CLUSTER", "EQUIV", "TP_LABEL", "OURS_VS_PAPER", "COSINE_NOTE", "UNITS_LOST", "EQUIV_CAPTION",
+           "EQUIV_EXTRA", "EQUIV_LABELS", "match", "cell",
            "ratio", "is_main", "ours_vs_paper", "add_equivariance", "add_cosines", "paired"]
 
 COMMON = ("variant", "dataset", "split", "model", "z", "decoder", "tp")
@@ -16,6 +17,14 @@ OURS_VS_PAPER = ("Columns `<metric>` are from our run, `<metric>_paper` from the
 COSINE_NOTE = ("`cosine` is the degree-weighted cosine loss the paper reports (the authors' definition); "
                "`cosine_plain` is the unweighted cosine loss (ours only).")
 UNITS_LOST = "paper (units lost in transcription; compare orders of magnitude)"
+# Table S9 (equivariance error): what our columns are, the eval keys read beyond EQUIV, the † headers
+EQUIV_CAPTION = ("Ours, in scientific notation: mean and std over test samples and random rotations R of "
+                 "mean_i |D(R) f(x) - f(D(R) x)|_i (equiv_error) and of mean_i |D(R) f(x)|_i (abs_value); "
+                 "equiv_relative_error_max is the largest ||D(R) f(x) - f(D(R) x)|| / ||D(R) f(x)||, "
+                 "latent_invariance_error the largest relative change of z under rotation. Columns marked † are "
+                 f"the {UNITS_LOST}.")
+EQUIV_EXTRA = ("equiv_relative_error_max", "latent_invariance_error")
+EQUIV_LABELS = {f"{m}_paper": f"{m}_paper †" for m in EQUIV}
 
 
 def match(ours, paper, our_key, paper_key):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ..evals import is_protein, list_text
 from .build import table_rows
-from .common import (COSINE_NOTE, EQUIV, OURS_VS_PAPER, UNITS_LOST, add_cosines, add_equivariance, cell, match,
-                     paired)
+from .common import (COSINE_NOTE, EQUIV, EQUIV_EXTRA, EQUIV_LABELS, OURS_VS_PAPER, UNITS_LOST, add_cosines,
+                     add_equivariance, cell, match, paired)
 from .registry import Built, TableSpec, register_table
 
 __all__ = ["tableS7", "tableS2", "tableS9_proteins"]
@@ -130,12 +130,10 @@ register_table(TableSpec(
              "||D(R) f(x) - f(D(R) x)|| / ||D(R) f(x)||, latent_invariance_error the largest relative change of "
              f"z under rotation. Columns marked † are the {UNITS_LOST}. No cosine shown."),
     paper_csv="tableS9_equivariance_error.csv",
-    needs=("variant", "dataset", "model", "z", "lmax") + EQUIV + ("equiv_relative_error_max",
-                                                                  "latent_invariance_error"),
+    needs=("variant", "dataset", "model", "z", "lmax") + EQUIV + EQUIV_EXTRA,
     columns=("variant", "model", "lmax", "z") + paired(*EQUIV)
     + ("equiv_relative_error_max", "equiv_relative_error_mean", "latent_invariance_error"),
-    build=_build_s9_proteins,
-    labels={f"{m}_paper": f"{m}_paper †" for m in EQUIV}))
+    build=_build_s9_proteins, labels=EQUIV_LABELS))
 
 
 # the rows of one table, for callers that want no more than that
