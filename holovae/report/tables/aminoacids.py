@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ..evals import is_amino_acid
-from .common import (EQUIV, EQUIV_CAPTION, EQUIV_EXTRA, EQUIV_LABELS, OURS_VS_PAPER, UNITS_LOST, add_equivariance,
-                     cell, match, paired)
+from .common import (EQUIV_CAPTION, OURS_VS_PAPER, UNITS_LOST, add_equivariance, cell, match,
+                     register_equivariance_table)
 from .registry import Built, TableSpec, register_table
 
 # One eval per trained model and repeat (the data subset and the seed change with the repeat);
@@ -113,11 +113,8 @@ def _build_s9_amino(evals, paper) -> Built:
     return Built(rows, [f"{p['model']} n_train={p['n_train']}" for p in missing], [f"† {UNITS_LOST}."])
 
 
-register_table(TableSpec(
-    name="tableS9_aminoacids", dataset="aminoacids",
-    title="Table S9 (amino-acid conformations): equivariance error of trained models",
-    caption=f"{OURS_VS_PAPER} One row per (model, beta, n_train): the model of the first repeat. {EQUIV_CAPTION}",
-    paper_csv="tableS9_equivariance_error.csv",
-    needs=("variant", "dataset", "model", "z", "lmax", "n_train") + EQUIV + EQUIV_EXTRA,
-    columns=("variant", "model", "beta", "lmax", "z", "n_train") + paired(*EQUIV) + EQUIV_EXTRA,
-    build=_build_s9_amino, labels=EQUIV_LABELS))
+register_equivariance_table(
+    "tableS9_aminoacids", "aminoacids", "Table S9 (amino-acid conformations): equivariance error of trained models",
+    f"{OURS_VS_PAPER} One row per (model, beta, n_train): the model of the first repeat. {EQUIV_CAPTION}",
+    needs=("variant", "dataset", "model", "z", "lmax", "n_train"),
+    columns=("variant", "model", "beta", "lmax", "z", "n_train"), build=_build_s9_amino)

@@ -2,9 +2,13 @@
 evals with the paper's rows, and the columns every "ours beside the paper's" table fills."""
 from __future__ import annotations
 
+from typing import Callable
+
+from .registry import TableSpec, register_table
+
 __all__ = ["COMMON", "CLUSTER", "EQUIV", "TP_LABEL", "OURS_VS_PAPER", "COSINE_NOTE", "UNITS_LOST", "EQUIV_CAPTION",
-           "EQUIV_EXTRA", "EQUIV_LABELS", "match", "cell",
-           "ratio", "is_main", "ours_vs_paper", "add_equivariance", "add_cosines", "paired"]
+           "EQUIV_EXTRA", "EQUIV_LABELS", "match", "cell", "ratio", "is_main", "ours_vs_paper", "add_equivariance",
+           "add_cosines", "paired", "register_equivariance_table"]
 
 COMMON = ("variant", "dataset", "split", "model", "z", "decoder", "tp")
 CLUSTER = ("purity", "v_measure", "lc_acc", "knn_acc")
@@ -80,3 +84,14 @@ def add_cosines(row, ev, prow):
 def paired(*metrics):
     """``("a", "a_paper", "b", "b_paper", ...)``: column names of metrics shown beside the paper's."""
     return tuple(c for m in metrics for c in (m, f"{m}_paper"))
+
+
+def register_equivariance_table(name: str, dataset: str, title: str, caption: str, needs: tuple, columns: tuple,
+                                build: Callable, extra: tuple = EQUIV_EXTRA) -> TableSpec:
+    """Register one dataset's rows of Table S9 (equivariance error): ``needs`` and ``columns``
+    name the eval keys and row columns before the equivariance ones (:data:`EQUIV` beside the
+    paper's, then ``extra``), which :func:`add_equivariance` fills."""
+    return register_table(TableSpec(
+        name=name, dataset=dataset, title=title, caption=caption, paper_csv="tableS9_equivariance_error.csv",
+        needs=needs + EQUIV + EQUIV_EXTRA, columns=columns + paired(*EQUIV) + extra, build=build,
+        labels=EQUIV_LABELS))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ..evals import dataset_key, int_list, list_text
 from .build import table_rows
-from .common import (CLUSTER, COMMON, COSINE_NOTE, EQUIV, EQUIV_CAPTION, EQUIV_EXTRA, EQUIV_LABELS, OURS_VS_PAPER,
-                     TP_LABEL, UNITS_LOST, add_cosines, add_equivariance, cell, is_main, match, ours_vs_paper, paired,
-                     ratio)
+from .common import (CLUSTER, COMMON, COSINE_NOTE, EQUIV_CAPTION, OURS_VS_PAPER, TP_LABEL, UNITS_LOST, add_cosines,
+                     add_equivariance, cell, is_main, match, ours_vs_paper, paired, ratio,
+                     register_equivariance_table)
 from .registry import Built, TableSpec, register_table
 
 __all__ = ["table1_mnist", "tableS3", "tableS1", "tableS8_mnist", "tableS9_mnist", "is_mnist"]
@@ -184,14 +184,10 @@ def _build_s9(evals, paper) -> Built:
     return Built(rows, [f"{p['model']} {p['split']} z={p['z']}" for p in missing], notes)
 
 
-register_table(TableSpec(
-    name="tableS9_mnist", dataset="mnist",
-    title="Table S9 (MNIST): equivariance error of trained models",
-    caption=f"{OURS_VS_PAPER} {EQUIV_CAPTION} No cosine shown.",
-    paper_csv="tableS9_equivariance_error.csv",
-    needs=COMMON + ("lmax",) + EQUIV + EQUIV_EXTRA,
-    columns=("variant", "split", "model", "z", "lmax", "decoder", "tp") + paired(*EQUIV) + EQUIV_EXTRA,
-    build=_build_s9, labels=EQUIV_LABELS))
+register_equivariance_table(
+    "tableS9_mnist", "mnist", "Table S9 (MNIST): equivariance error of trained models",
+    f"{OURS_VS_PAPER} {EQUIV_CAPTION} No cosine shown.", needs=COMMON + ("lmax",),
+    columns=("variant", "split", "model", "z", "lmax", "decoder", "tp"), build=_build_s9)
 
 
 # the rows of one table, for callers that want no more than that

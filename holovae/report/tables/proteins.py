@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ..evals import is_protein, list_text
 from .build import table_rows
-from .common import (COSINE_NOTE, EQUIV, EQUIV_EXTRA, EQUIV_LABELS, OURS_VS_PAPER, UNITS_LOST, add_cosines,
-                     add_equivariance, cell, match, paired)
+from .common import (COSINE_NOTE, OURS_VS_PAPER, UNITS_LOST, add_cosines, add_equivariance, cell, match, paired,
+                     register_equivariance_table)
 from .registry import Built, TableSpec, register_table
 
 __all__ = ["tableS7", "tableS2", "tableS9_proteins"]
@@ -121,19 +121,16 @@ def _build_s9_proteins(evals, paper) -> Built:
     return Built(rows, not_run, [f"† {UNITS_LOST}."])
 
 
-register_table(TableSpec(
-    name="tableS9_proteins", dataset="proteins",
-    title="Table S9 (protein neighbourhoods): equivariance error of trained models",
-    caption=(f"{OURS_VS_PAPER} {PROTEIN_MATCH} Ours, in scientific notation: mean and std over test samples and "
-             "random rotations R of mean_i |D(R) f(x) - f(D(R) x)|_i (equiv_error) and of mean_i |D(R) f(x)|_i "
-             "(abs_value); equiv_relative_error_max / _mean are the largest / mean "
-             "||D(R) f(x) - f(D(R) x)|| / ||D(R) f(x)||, latent_invariance_error the largest relative change of "
-             f"z under rotation. Columns marked † are the {UNITS_LOST}. No cosine shown."),
-    paper_csv="tableS9_equivariance_error.csv",
-    needs=("variant", "dataset", "model", "z", "lmax") + EQUIV + EQUIV_EXTRA,
-    columns=("variant", "model", "lmax", "z") + paired(*EQUIV)
-    + ("equiv_relative_error_max", "equiv_relative_error_mean", "latent_invariance_error"),
-    build=_build_s9_proteins, labels=EQUIV_LABELS))
+register_equivariance_table(
+    "tableS9_proteins", "proteins", "Table S9 (protein neighbourhoods): equivariance error of trained models",
+    (f"{OURS_VS_PAPER} {PROTEIN_MATCH} Ours, in scientific notation: mean and std over test samples and "
+     "random rotations R of mean_i |D(R) f(x) - f(D(R) x)|_i (equiv_error) and of mean_i |D(R) f(x)|_i "
+     "(abs_value); equiv_relative_error_max / _mean are the largest / mean "
+     "||D(R) f(x) - f(D(R) x)|| / ||D(R) f(x)||, latent_invariance_error the largest relative change of "
+     f"z under rotation. Columns marked † are the {UNITS_LOST}. No cosine shown."),
+    needs=("variant", "dataset", "model", "z", "lmax"), columns=("variant", "model", "lmax", "z"),
+    build=_build_s9_proteins,
+    extra=("equiv_relative_error_max", "equiv_relative_error_mean", "latent_invariance_error"))
 
 
 # the rows of one table, for callers that want no more than that

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ..evals import dataset_key
 from .build import table_rows
-from .common import (COMMON, COSINE_NOTE, EQUIV, EQUIV_CAPTION, EQUIV_EXTRA, EQUIV_LABELS, OURS_VS_PAPER, UNITS_LOST,
-                     add_cosines, add_equivariance, cell, is_main, match, ours_vs_paper, paired)
+from .common import (COMMON, COSINE_NOTE, EQUIV_CAPTION, OURS_VS_PAPER, UNITS_LOST, add_cosines, add_equivariance,
+                     cell, is_main, match, ours_vs_paper, paired, register_equivariance_table)
 from .registry import Built, TableSpec, register_table
 
 __all__ = ["table1_shrec17", "tableS4", "is_shrec"]
@@ -100,14 +100,10 @@ def _build_s9_shrec(evals, paper) -> Built:
     return Built(rows, [f"{p['model']} z={p['z']}" for p in missing], [f"† {UNITS_LOST}.", SHREC_DATA])
 
 
-register_table(TableSpec(
-    name="tableS9_shrec17", dataset="shrec17",
-    title="Table S9 (Shrec17): equivariance error of trained models",
-    caption=f"{OURS_VS_PAPER} {EQUIV_CAPTION}",
-    paper_csv="tableS9_equivariance_error.csv",
-    needs=COMMON + ("lmax",) + EQUIV + EQUIV_EXTRA,
-    columns=("variant", "data", "model", "z", "lmax", "decoder", "tp") + paired(*EQUIV) + EQUIV_EXTRA,
-    build=_build_s9_shrec, labels=EQUIV_LABELS))
+register_equivariance_table(
+    "tableS9_shrec17", "shrec17", "Table S9 (Shrec17): equivariance error of trained models",
+    f"{OURS_VS_PAPER} {EQUIV_CAPTION}", needs=COMMON + ("lmax",),
+    columns=("variant", "data", "model", "z", "lmax", "decoder", "tp"), build=_build_s9_shrec)
 
 
 # the rows of one table, for callers that want no more than that
