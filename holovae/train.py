@@ -99,7 +99,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def normalizing_constant(x: torch.Tensor, irreps) -> float:
-    """Mean over samples of ``sqrt(sum_f x_f^2 / (2 l_f + 1))`` (hyperparameters.md)."""
+    """Mean over samples of ``sqrt(sum_f x_f^2 / (2 l_f + 1))``, the authors' normalising constant
+    (the paper's appendix; docs/fidelity.md#loss)."""
     from .losses import degree_weights
     w = degree_weights(irreps).to(torch.float64) ** 2          # 2l+1
     return float(torch.sqrt((x.to(torch.float64) ** 2 / w).sum(dim=1)).mean())

@@ -1,8 +1,8 @@
 """Protein-sequence-identity splits for the ligand-binding-affinity experiment.
 
 ATOM3D's LBA split puts complexes whose proteins share more than 30% sequence identity into the
-same set (hyperparameters.md, "Ligand binding affinity"). Its split lists are not available
-offline, so this module rebuilds such a split from the structures:
+same set (the paper's appendix on ligand binding affinity; docs/fidelity.md#lba). Its split
+lists are not available offline, so this module rebuilds such a split from the structures:
 
 1. :func:`protein_sequence`: the chains of a structure as one-letter sequences;
 2. :func:`cluster_by_identity`: complexes linked by >= 30% identity (mmseqs2 when installed,

@@ -1,5 +1,6 @@
-"""Metrics of the invariant latent space z (hyperparameters.md, "Evaluation"): K-means purity
-and V-measure, a KNN classifier and a linear classifier trained with the paper's schedule."""
+"""Metrics of the invariant latent space z (the paper's appendix; docs/fidelity.md#evaluation):
+K-means purity and V-measure, a KNN classifier and a linear classifier trained with the paper's
+schedule."""
 from __future__ import annotations
 
 import contextlib

@@ -1,6 +1,7 @@
-"""Regression of binding affinity from a per-complex feature vector (hyperparameters.md, "Ligand
-binding affinity"): the paper's linear regressor and random-forest grid, its four metrics, fits
-repeated over distinct seeds, and grouped cross-validation splits for small sets.
+"""Regression of binding affinity from a per-complex feature vector (the paper's appendix on
+ligand binding affinity; docs/fidelity.md#lba): the paper's linear regressor and random-forest
+grid, its four metrics, fits repeated over distinct seeds, and grouped cross-validation splits
+for small sets.
 
 A *fit method* here is a callable ``method(x_train, y_train, x_val, y_val, *, seed, **kw)``
 returning an object with ``predict(x [N, d]) -> [N]`` and ``chosen`` (a dict of what was

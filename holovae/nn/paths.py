@@ -1,9 +1,10 @@
 """Which (l1, l2) -> l3 paths a CG tensor product keeps.
 
-The H-(V)AE "efficient" rule (hyperparameters.md): for every output degree l3, take the graph
-whose nodes are the input degrees and whose edges are the triangle-allowed pairs l1 != l2,
-weighted by the cost (2 l1 + 1)(2 l2 + 1); keep a minimum spanning tree (forest) of it, so every
-input degree still talks to every other one at the lowest cost; add all (l, l) -> l3 pairs.
+The paper's "efficient" tensor product (ETP, its appendix; the authors' ``ls_nonlin_rule:
+efficient``): for every output degree l3, take the graph whose nodes are the input degrees and
+whose edges are the triangle-allowed pairs l1 != l2, weighted by the cost (2 l1 + 1)(2 l2 + 1);
+keep a minimum spanning tree (forest) of it, so every input degree still talks to every other
+one at the lowest cost; add all (l, l) -> l3 pairs.
 This keeps 191 triples at L = 10 -> 10 and 73 at L = 6 -> 6 (the full product has 381 / 106).
 """
 from __future__ import annotations
