@@ -68,4 +68,4 @@ def test_atom3d_lba_tables_from_a_downloaded_split(tmp_path, atom3d_server):
     assert [r["regressor"] for r in rows] == ["random forest", "linear", "mean of training affinities"]
     assert all(r["seeds"] == "2" and float(r["rmsd"]) > 0 for r in rows)
     assert "ATOM3D's split lists" in (work / "results/tables/table2_lba.md").read_text()
-    assert (work / "results/logs/download/atom3d_lba.log").exists()
+    assert (work / "results/logs/download/lba/LBA-split-by-sequence-identity-30.tar.gz.log").exists()

@@ -171,3 +171,16 @@ def test_bad_inputs_give_clear_errors():
         HVAEConfig.from_dict({"irreps_in": MNIST, "latent_dim": 2, "channels": [2], "degrees": [1], "chanels": 3})
     with pytest.raises(ValueError, match="initial_channels"):
         HVAEConfig(PROTEIN_L6, 8, [4, 4], [2, 1])
+
+
+def test_the_frame_reaches_the_decoder_as_unit_vectors():
+    """The authors feed the frame's rows to the decoder as they are (unit vectors); e3nn's
+    'component' l = 1 harmonics would make them sqrt(3) long. The change of basis is orthogonal
+    and the two directions are each other's inverse."""
+    from holovae.models.frame import cartesian_to_vectors, vectors_to_cartesian
+
+    v = torch.randn(50, 3, dtype=torch.float64)
+    torch.testing.assert_close(cartesian_to_vectors(v).norm(dim=-1), v.norm(dim=-1))
+    torch.testing.assert_close(vectors_to_cartesian(cartesian_to_vectors(v)), v)
+    # e3nn >= 0.6 orders the l = 1 components (x, y, z): the frame rows go in unchanged
+    torch.testing.assert_close(cartesian_to_vectors(torch.eye(3, dtype=torch.float64)), torch.eye(3, dtype=torch.float64))

@@ -36,7 +36,7 @@ def test_lba_tables_from_a_downloaded_pretrained_model(tmp_path):
             "lba.regressors": ["linear", "mean"], "lba.tables": ["table2_lba"], "lba.ids": str(work / "ids.txt")})
         dry = snakemake(work, "-n", "results/tables/table2_lba.csv", "--cores", "2", "--configfile", str(cfg)).stdout
         counts = job_counts(dry)
-        assert counts["download_pretrained"] == 1 and counts["import_pretrained"] == 1
+        assert counts["import_pretrained"] == 1 and "train" not in counts   # downloads itself (pinned)
         assert "train_proteins" not in counts and "prepare_structures_shard" not in counts
         snakemake(work, "results/tables/table2_lba.csv", "--cores", "2", "--configfile", str(cfg))
     results = work / "results"
@@ -57,7 +57,7 @@ def test_paper_config_embeds_the_lba_pockets_with_the_published_model(tmp_path):
     out = snakemake(tmp_path, "-n", "results/paper/tables/table2_lba.csv", "--cores", "2",
                     "--configfile", str(REPO / "config/paper.yaml")).stdout
     counts = job_counts(out)
-    assert counts["download_pretrained"] == 1 and counts["import_pretrained"] == 1
+    assert counts["import_pretrained"] == 1 and "train" not in counts   # downloads itself (pinned)
     assert "train_proteins" not in counts and "download_proteinnet_archive" not in counts
     assert "figshare.com/ndownloader/files/40710101" in out
 
@@ -86,5 +86,5 @@ def test_protein_splits_are_embedded_by_the_pretrained_model(tmp_path):
     out = snakemake(tmp_path, "-n", "results/figures/fig4B_umap_pretrained.png", "--cores", "1",
                     "--configfile", str(cfg)).stdout
     counts = job_counts(out)
-    assert counts["import_pretrained"] == 1 and counts["embed_proteins"] == 1 and "train_proteins" not in counts
+    assert counts["import_pretrained"] == 1 and counts["embed"] == 1 and "train" not in counts
     assert "results/proteins/data/L6/test.h5" in out         # the splits at the model's degree

@@ -73,6 +73,6 @@ def test_proteinnet_download_checkpoint_feeds_the_protein_rules(tmp_path, server
     ids = {p: {i.split("|")[0] for i in read_dataset(work / t).ids.tolist()} for p, t in zip(("train", "val", "test"), targets)}
     assert ids["test"] == {pdbs[4]} and ids["train"] | ids["val"] == set(pdbs[:4])
     assert not ids["train"] & ids["val"]                            # whole structures per split
-    assert (work / "results/logs/download/proteinnet_structures.log").exists()
+    assert (work / "results/logs/download/proteinnet/structures.log").exists()
     # a finished download is not repeated
     assert "Nothing to be done" in snakemake(work, "-n", *targets, "--cores", "2", "--configfile", str(cfg)).stdout

@@ -4,7 +4,7 @@ A single-node Slurm (Debian's slurmctld/slurmd, MUNGE, and slurmdbd + MariaDB fo
 is installed and started on this machine by ../shared/tools/slurm-local.sh (next to the
 repository, not part of it: the project never needs it otherwise). Then a tiny config of the
 workflow runs with `--profile profiles/slurm`, every job a real `sbatch` job:
-prepare_mnist -> train_mnist -> embed_mnist -> evaluate_mnist -> table (Table S3), and `sacct`
+prepare_mnist -> train -> embed (x 3 parts) -> evaluate -> table (Table S3), and `sacct`
 must show each job with the resources its rule asked for (GPU rules: one GPU, a fake one).
 A second run without Slurm accounting checks that the profile's status check (squeue) still
 sees jobs end there (sacct's would hang).
@@ -200,14 +200,14 @@ def minutes(timelimit: str) -> int:
 def test_tableS3_on_slurm(tmp_path, slurm_cluster):
     node = node_info()
     threads = min(2, int(node["CPUTot"]))
-    # the rules' memory requests, as declared in workflow/rules; on a small node the two 8 GB
+    # the rules' memory requests for MNIST, as declared in workflow/rules; on a small node the two 8 GB
     # rules are lowered with set-resources (which the profile documents) so that they fit
-    declared = {"prepare_mnist": 8000, "train_mnist": 8000, "embed_mnist": 4000, "evaluate_mnist": 4000, "table": 1000}
+    declared = {"prepare_mnist": 8000, "train": 8000, "embed": 4000, "evaluate": 4000, "table": 1000}
     mem_cap = int(node["RealMemory"]) // 2
     expected_mem = {rule: min(mb, mem_cap) for rule, mb in declared.items()}
     overrides = [f"{rule}:mem_mb={mb}" for rule, mb in expected_mem.items() if mb != declared[rule]]
     # and the training runtime (720 min) overridden from the command line, as from a profile
-    overrides.append("train_mnist:runtime=15")
+    overrides.append("train:runtime=15")
 
     cfg = tiny_config(tmp_path / "tiny.yaml", threads)
     t0 = time.time()
@@ -228,9 +228,9 @@ def test_tableS3_on_slurm(tmp_path, slurm_cluster):
     print(report)
     expected = {  # rule: (GPUs, CPUs, runtime in minutes)
         "prepare_mnist": (0, threads, 60),
-        "train_mnist": (1, threads, 15),
-        "embed_mnist": (1, threads, 30),
-        "evaluate_mnist": (0, 1, 60),
+        "train": (1, threads, 15),
+        "embed": (1, threads, 30),
+        "evaluate": (0, 1, 60),
         "table": (0, 1, 5),
     }
     for rule, (gpus, cpus, runtime) in expected.items():

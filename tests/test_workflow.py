@@ -41,6 +41,29 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+def stage_counts(output: str, results: str = "results") -> dict[tuple[str, str], int]:
+    """The jobs of a dry run by (rule, dataset): the dataset is the folder under the results
+    root of a job's first output (``results/<dataset>/...``; the tables, figures and the
+    scorecard under their own folders)."""
+    import re
+
+    counts: dict = {}
+    rule = None
+    for line in output.splitlines():
+        m = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):", line)
+        if m:
+            rule = m.group(1)
+            continue
+        m = re.match(r"^\s+output: (\S+?),?(?:\s|$)", line)
+        if m and rule and rule != "all":
+            parts = Path(m.group(1)).parts
+            root = len(Path(results).parts)
+            key = (rule, parts[root] if len(parts) > root else "")
+            counts[key] = counts.get(key, 0) + 1
+            rule = None
+    return counts
+
+
 def write_config(path: Path, base: str = "config/config.yaml", **changes) -> Path:
     cfg = yaml.safe_load((REPO / base).read_text())
     for key, value in changes.items():
@@ -55,38 +78,65 @@ def write_config(path: Path, base: str = "config/config.yaml", **changes) -> Pat
 
 def test_dry_run_default(tmp_path):
     out = snakemake(tmp_path, "-n", "all", "--cores", "2", "--configfile", str(REPO / "config/config.yaml")).stdout
-    counts = job_counts(out)
-    assert counts["train_mnist"] == 4 and counts["prepare_mnist"] == 2
-    assert counts["train_proteins"] == 1 and counts["merge_structures"] == 3     # train, val, test
+    counts, jobs = job_counts(out), stage_counts(out)
+    # one rule per stage, over every dataset
+    assert jobs[("train", "mnist")] == 4 and counts["prepare_mnist"] == 2
+    assert jobs[("train", "proteins")] == 1 and jobs[("merge", "proteins")] == 3     # train, val, test
+    assert jobs[("embed", "mnist")] == 4 * 3 and jobs[("embed", "aminoacids")] == 3  # amino acids: test only
     assert counts["table"] == 5 + 3 + 3 + 2 + 3                   # MNIST, proteins, amino acids, LBA, Shrec17
     # Shrec17 on synthetic meshes: 2 training shards, H-AE and H-VAE
     assert counts["synthetic_shrec17"] == 1 and counts["raycast_shrec17_shard"] == 4
-    assert counts["train_shrec17"] == 2 and counts["evaluate_shrec17"] == 2
+    assert jobs[("train", "shrec17")] == 2 and jobs[("evaluate", "shrec17")] == 2
     # LBA: H-AE, Zernike invariants and the "other element" variant on one split
     assert counts["lba_regress"] == 3 and counts["lba_split"] == 1 and counts["prepare_lba"] == 2
     # amino acids: the untrained model, H-AE and H-VAE at 400 residues; one test set, one val set
-    assert counts["train_aminoacids"] == 3 and counts["subset_residues_eval"] == 2
-    assert "download_mnist" not in counts and "proteinnet_structures" not in counts   # the default is offline
-    assert "download_shrec17" not in counts
+    assert jobs[("train", "aminoacids")] == 3 and counts["subset_aminoacids_eval"] == 2
+    assert counts["figure"] == 11 and counts["scorecard"] == 1
+    assert "download" not in counts and "proteinnet_structures" not in counts   # the default is offline
+    # one rule per stage: the four trained datasets share train, embed, evaluate and figure
+    for stage in ("train", "embed", "evaluate", "figure", "merge"):
+        assert not [rule for rule in counts if rule.startswith(stage) and rule != stage], counts
 
 
 def test_dry_run_paper_resolves_every_mnist_variant(tmp_path):
     out = snakemake(tmp_path, "-n", "all", "--cores", "8", "--configfile", str(REPO / "config/paper.yaml")).stdout
-    counts = job_counts(out)
+    counts, jobs = job_counts(out), stage_counts(out, "results/paper")
     # {H-AE, H-VAE} x z {16, 120} x {NR, R} + 2 unconstrained decoders + 2 Full-TP models
-    assert counts["train_mnist"] == 12
-    assert counts["download_mnist"] == 4
-    assert counts["embed_mnist"] == 12 and counts["evaluate_mnist"] == 12 and counts["table"] == 5 + 3 + 3 + 2 + 3
-    # SHREC'17: 3 mesh archives, 2 label CSVs, the evaluator (test labels); 258 ray-casting shards
-    assert counts["download_shrec17"] == 6 and counts["raycast_shrec17_shard"] == 180 + 26 + 52
-    assert counts["train_shrec17"] == 2 and "synthetic_shrec17" not in counts
-    # ATOM3D LBA: downloaded and extracted, its own split
-    assert counts["download_atom3d_lba"] == 1 and counts["prepare_lba_atom3d"] == 2
+    assert jobs[("train", "mnist")] == 12 and jobs[("download", "download")] >= 4
+    assert jobs[("embed", "mnist")] == 12 * 3 and jobs[("evaluate", "mnist")] == 12
+    assert counts["table"] == 5 + 3 + 3 + 2 + 3
+    # MNIST 4 files, SHREC'17 6 (3 mesh archives, 2 label CSVs, the evaluator), ATOM3D 1, ProteinNet 1
+    assert counts["download"] == 4 + 6 + 1 + 1
+    assert counts["raycast_shrec17_shard"] == 180 + 26 + 52
+    assert jobs[("train", "shrec17")] == 2 and "synthetic_shrec17" not in counts
+    # ATOM3D LBA: downloaded and extracted, its own split; the pockets embedded by the authors'
+    # published encoder (proteins.pretrained), imported instead of trained
+    assert counts["extract_atom3d_lba"] == 1 and counts["prepare_lba"] == 2
+    assert counts["import_pretrained"] == 1
     # ProteinNet first: the protein jobs are known once its checkpoint has run
-    assert counts["download_proteinnet_archive"] == 1 and counts["proteinnet_structures"] == 1
-    assert counts["train_proteins"] == 12                # Table S2: L {3, 4, 6, 8} x z {64, 128, 256}
+    assert counts["proteinnet_structures"] == 1
+    assert jobs[("train", "proteins")] == 12             # Table S2: L {3, 4, 6, 8} x z {64, 128, 256}
     # Table S5: 3 models x 6 sizes, Table S6: 3 more betas at 20,000; 3 repeats each
-    assert counts["train_aminoacids"] == (3 * 6 + 3) * 3
+    assert jobs[("train", "aminoacids")] == (3 * 6 + 3) * 3
+
+
+def test_dry_run_needs_neither_torch_nor_holovae(tmp_path):
+    """`snakemake -n` on a login node: the DAG is built from paths and config alone."""
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'holovae', 'e3nn', 'h5py'):\n"
+        "            raise ImportError(f'{name} is blocked: the DAG must not need it')\n"
+        "sys.meta_path.insert(0, _Block())\n")
+    env = dict(os.environ, PYTHONPATH=str(blocker))
+    for cfg in ("config/config.yaml", "config/paper.yaml"):
+        proc = subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                               "-n", "all", "--cores", "2", "--configfile", str(REPO / cfg)],
+                              capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -155,7 +205,10 @@ TINY = {
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("tiny")
-    cfg = write_config(work / "tiny.yaml", **TINY)
+    # 24 of the embedded complexes: the sequence split of all 70 alone takes ~40 s
+    ids = sorted(p.name for p in (REPO / "holovae/data/embedded/lba").iterdir() if p.is_dir())[:24]
+    (work / "lba_ids.txt").write_text("\n".join(ids) + "\n")
+    cfg = write_config(work / "tiny.yaml", **TINY, **{"lba.ids": str(work / "lba_ids.txt")})
     snakemake(work, "all", "--cores", "2", "--configfile", str(cfg))
     return work, cfg
 
@@ -207,7 +260,7 @@ def test_tiny_run_tables(tiny_run):
     assert (work / "results/figures/fig4A_latent_hae_n40_r0.png").stat().st_size > 1000
     t2 = read_csv(tables / "table2_lba.csv")
     assert [r["regressor"] for r in t2] == ["random forest", "linear", "mean of training affinities"]
-    assert all(r["n_complexes"] == "70" and r["seeds"] == "2" for r in t2)
+    assert all(r["n_complexes"] == "24" and r["seeds"] == "2" for r in t2)
     s10 = read_csv(tables / "tableS10_lba.csv")
     assert {r["features"] for r in s10} == {"hae", "zernike_inv", "zernike_inv_other", "(none)"}
     assert "30% protein sequence identity" in (tables / "table2_lba.md").read_text()
@@ -254,3 +307,26 @@ def test_the_workflow_extra_installs_what_the_report_needs():
     import tomllib
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(d.startswith("pygments") for d in extras["workflow"])
+
+
+def test_the_conda_env_lists_exactly_the_package_dependencies():
+    """envs/holovae.yaml (every rule's `conda:`) = pyproject's dependencies + the workflow extra."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["workflow"]
+
+    def norm(spec):   # "torch>=2.1,<3" -> ("torch", ">=2.1,<3"), markers dropped; conda's pytorch is torch
+        spec = spec.split(";")[0].strip()
+        name, version = re.match(r"([A-Za-z0-9_.\-]+)\s*(.*)", spec).groups()
+        return {"pytorch": "torch"}.get(name.lower(), name.lower()), version.replace(" ", "")
+
+    env = yaml.safe_load((REPO / "envs/holovae.yaml").read_text())["dependencies"]
+    listed = [d for d in env if isinstance(d, str) and not d.startswith(("python=", "pip"))]
+    listed += [d for d in next(d["pip"] for d in env if isinstance(d, dict)) if not d.startswith("-e")]
+    assert sorted(map(norm, listed)) == sorted(map(norm, wanted))
+    # and every rule runs in it
+    rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
+    n_rules = len(re.findall(r"^(?:rule|checkpoint) \w+:", rules, flags=re.M))
+    assert n_rules > 15 and n_rules == rules.count('conda:\n        "../../envs/holovae.yaml"')

@@ -9,13 +9,16 @@ from e3nn import o3
 
 @functools.lru_cache(maxsize=None)
 def _l1_basis() -> torch.Tensor:
-    """``M [3, 3]`` with ``v_e3nn = M @ v_xyz`` for degree-1 features.
+    """``M [3, 3]``, orthogonal, with ``v_e3nn = M @ v_xyz`` for degree-1 features.
 
     Read off e3nn itself rather than assumed, because e3nn has changed the order of its l = 1
-    components between releases ((y, z, x) before 0.6, (x, y, z) since).
+    components between releases ((y, z, x) before 0.6, (x, y, z) since). e3nn's 'component'
+    harmonics give a unit vector length sqrt(3); divided out here, so that the frame reaches
+    the decoder as unit vectors, as the authors feed it (a sqrt(3) there scaled every decoder
+    input and doubled the untrained model's reconstruction error; docs/fidelity.md#architecture).
     """
-    return o3.spherical_harmonics(1, torch.eye(3, dtype=torch.float64), normalize=True,
-                                  normalization="component").T.contiguous()
+    Y = o3.spherical_harmonics(1, torch.eye(3, dtype=torch.float64), normalize=True, normalization="component")
+    return (Y / 3 ** 0.5).T.contiguous()
 
 
 def vectors_to_cartesian(v: torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,9 @@ What has to be translated, and why (each verified against their code by the fixt
   holovae's order and orientation.
 * **Batch norm**: their flat ``weight``/``running_var`` over (degree, channel) -> per degree.
 * **Frame**: they feed the Gram-Schmidt frame's rows straight in as degree-1 features; holovae
-  turns its Cartesian frame into e3nn components (``frame.cartesian_to_vectors``, a factor
-  sqrt(3) for e3nn >= 0.5), so the decoder's first projection is rescaled to compensate.
+  turns its Cartesian frame into e3nn components (``frame.cartesian_to_vectors``, an orthogonal
+  change of basis: e3nn's order of the l = 1 components, and a reflection where its basis has
+  one), which the decoder's first projection absorbs.
 * **Data units**: their spherical harmonics are e3nn's 'component' normalisation, holovae's
   'integral': every basis vector is sqrt(4 pi) times holovae's. With 'square' normalisation
   (each atom's vector divided by its squared norm) holovae's coefficients are therefore

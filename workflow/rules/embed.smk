@@ -1,24 +1,28 @@
-# Invariants z, frames and reconstructions of the train/val/test splits under each variant
-# (one job per variant: loading the model costs more than embedding a few thousand digits).
+# Invariants z, frames and reconstructions of one part (train / val / test) of a variant's data.
 
 
-rule embed_mnist:
+rule embed:
     input:
-        model=f"{RESULTS}/mnist/models/{{variant}}/best.pt",
-        data=lambda wc: expand(
-            f"{RESULTS}/mnist/data/{mnist_train_split(wc)}/{{part}}.h5", part=("train", "val", "test")
-        ),
+        model=f"{RESULTS}/{{dataset}}/models/{{variant}}/best.pt",
+        data=lambda wc: dataset(wc.dataset).data(wc.variant, wc.part),
     output:
-        expand(f"{RESULTS}/mnist/embeddings/{{{{variant}}}}/{{part}}.h5", part=("train", "val", "test")),
+        f"{RESULTS}/{{dataset}}/embeddings/{{variant}}/{{part}}.h5",
+    wildcard_constraints:
+        dataset="|".join(TRAINED) or "none",
+        part="train|val|test",
+    params:
+        device=config["device"],
     log:
-        f"{RESULTS}/logs/embed/mnist/{{variant}}.log",
+        f"{RESULTS}/logs/embed/{{dataset}}/{{variant}}/{{part}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/embed/mnist/{{variant}}.tsv"
+        f"{RESULTS}/benchmarks/embed/{{dataset}}/{{variant}}/{{part}}.tsv"
+    conda:
+        "../../envs/holovae.yaml"
     threads: config["threads"]
     resources:
         gpu=1,
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=stage_mem_mb("embed"),
+        runtime=stage_runtime("embed"),
     shell:
         "OMP_NUM_THREADS={threads} holovae embed --model {input.model} --data {input.data} --out {output}"
-        " --device {config[device]} --no-progress > {log} 2>&1"
+        " --device {params.device} --no-progress > {log} 2>&1"

@@ -1,27 +1,32 @@
-# Reconstruction, latent-space classification/clustering and equivariance of one variant.
+# Reconstruction, latent-space classification / clustering (and SHREC'17 retrieval) and
+# equivariance of one variant: one JSON, the input of the tables.
 
 
-rule evaluate_mnist:
+rule evaluate:
     input:
-        model=f"{RESULTS}/mnist/models/{{variant}}/best.pt",
-        history=f"{RESULTS}/mnist/models/{{variant}}/history.json",
-        embeddings=expand(f"{RESULTS}/mnist/embeddings/{{{{variant}}}}/{{part}}.h5", part=("train", "val", "test")),
-        test=lambda wc: f"{RESULTS}/mnist/data/{mnist_train_split(wc)}/test.h5",
+        model=f"{RESULTS}/{{dataset}}/models/{{variant}}/best.pt",
+        history=f"{RESULTS}/{{dataset}}/models/{{variant}}/history.json",
+        embeddings=lambda wc: [f"{RESULTS}/{wc.dataset}/embeddings/{wc.variant}/{p}.h5"
+                               for p in dataset(wc.dataset).embed_parts],
+        test=lambda wc: dataset(wc.dataset).data(wc.variant, "test"),
     output:
-        f"{RESULTS}/mnist/eval/{{variant}}.json",
+        f"{RESULTS}/{{dataset}}/eval/{{variant}}.json",
+    wildcard_constraints:
+        dataset="|".join(TRAINED) or "none",
     params:
-        meta=lambda wc: mnist_variant_meta(wc.variant),
         emb_dir=lambda wc, input: os.path.dirname(input.embeddings[0]),
-        ev_args=evaluate_args(),
+        meta=lambda wc: meta_args(dataset(wc.dataset).meta(wc.variant)),
+        options=lambda wc: f"{dataset(wc.dataset).eval_flags(wc.variant)} {evaluate_args()}",
     log:
-        f"{RESULTS}/logs/evaluate/mnist/{{variant}}.log",
+        f"{RESULTS}/logs/evaluate/{{dataset}}/{{variant}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/evaluate/mnist/{{variant}}.tsv"
+        f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{{variant}}.tsv"
+    conda:
+        "../../envs/holovae.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=stage_mem_mb("evaluate"),
+        runtime=stage_runtime("evaluate"),
     shell:
         "holovae evaluate --model {input.model} --embeddings {params.emb_dir} --test-data {input.test}"
-        " --history {input.history} {params.meta} {params.ev_args}"
-        " --threads {threads} --out {output} > {log} 2>&1"
+        " --history {input.history} {params.meta} {params.options} --threads {threads} --out {output} > {log} 2>&1"
