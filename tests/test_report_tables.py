@@ -380,3 +380,20 @@ def test_the_table_registry_imports_without_torch_or_numpy():
             "from holovae.report.tables.registry import table_datasets; print(len(table_datasets()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "16"
+
+
+def test_the_config_schema_lets_each_dataset_list_exactly_its_tables():
+    """The workflow builds a table from the evals of the config section that lists it; the schema
+    allows a section only the tables whose spec names that dataset."""
+    import yaml
+
+    from holovae.report.tables import table_datasets
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow" / "schemas" /
+                             "config.schema.yaml").read_text())
+    allowed = {name: set(sec["properties"]["tables"]["items"]["enum"]) for name, sec in schema["properties"].items()
+               if isinstance(sec, dict) and "tables" in sec.get("properties", {})}
+    by_dataset: dict = {}
+    for table, dataset in table_datasets().items():
+        by_dataset.setdefault(dataset, set()).add(table)
+    assert allowed == by_dataset
