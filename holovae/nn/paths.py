@@ -18,7 +18,8 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 Triple = tuple[int, int, int]
 
 
-def _allowed(l1: int, l2: int, l3: int) -> bool:
+def path_allowed(l1: int, l2: int, l3: int) -> bool:
+    """Whether degrees l1 and l2 couple to l3 (the triangle rule ``|l1 - l2| <= l3 <= l1 + l2``)."""
     return abs(l1 - l2) <= l3 <= l1 + l2
 
 
@@ -33,13 +34,13 @@ def efficient_paths(degrees_in: tuple[int, ...], lmax_out: int) -> tuple[Triple,
     keep: set[Triple] = set()
     for l3 in range(lmax_out + 1):
         for l in degs:
-            if _allowed(l, l, l3):
+            if path_allowed(l, l, l3):
                 keep.add((l, l, l3))
         n = len(degs)
         w = np.zeros((n, n))
         for a in range(n):
             for b in range(a + 1, n):
-                if _allowed(degs[a], degs[b], l3):
+                if path_allowed(degs[a], degs[b], l3):
                     w[a, b] = (2 * degs[a] + 1) * (2 * degs[b] + 1)
         mst = minimum_spanning_tree(csr_matrix(w)).tocoo()
         for a, b in zip(mst.row, mst.col):
@@ -53,7 +54,7 @@ def full_paths(degrees_in: tuple[int, ...], lmax_out: int) -> tuple[Triple, ...]
     """Every triangle-allowed ``(l1, l2, l3)`` with l1 <= l2 and l3 <= lmax_out."""
     degs = sorted(degrees_in)
     keep = [(l1, l2, l3) for l3 in range(lmax_out + 1) for i, l1 in enumerate(degs)
-            for l2 in degs[i:] if _allowed(l1, l2, l3)]
+            for l2 in degs[i:] if path_allowed(l1, l2, l3)]
     return tuple(sorted(keep, key=lambda t: (t[2], t[0], t[1])))
 
 
