@@ -16,6 +16,7 @@ def run(args) -> None:
     from .. import distributed as dist_utils
     from ..config import load_run_config
     from ..data.hdf5 import read_dataset, read_irreps
+    from ..models.checkpoint import data_extra
     from ..train import train
 
     parallel = args.distributed
@@ -43,10 +44,9 @@ def run(args) -> None:
                  torch.distributed.get_backend())
     # the training data's transform travels in the model file, so that new inputs
     # (`holovae embed-structures`) are transformed exactly as the training data was
-    data_attrs = {k: v for k, v in tr.attrs.items() if k not in ("source_sha256", "concatenated_from")}
     try:
         model = train(model_cfg, tr.coefficients, va.coefficients, train_cfg, args.out, distributed=parallel,
-                      model_extra={"data_attrs": data_attrs})
+                      model_extra=data_extra(tr.attrs))
     finally:
         if created:
             dist_utils.cleanup()
