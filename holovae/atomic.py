@@ -3,12 +3,14 @@ place, so an interrupted run never leaves a half-written file that looks finishe
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-__all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic", "tsv_text"]
+__all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic", "write_json_atomic", "write_tsv_atomic",
+           "tsv_text"]
 
 
 @contextlib.contextmanager
@@ -46,6 +48,16 @@ def write_bytes_atomic(path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def write_json_atomic(path, obj) -> Path:
+    """Write ``obj`` as JSON (indented by one space, no final newline) through :func:`atomic_path`."""
+    return write_text_atomic(path, json.dumps(obj, indent=1))
+
+
+def write_tsv_atomic(path, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+    """Write ``header`` and ``rows`` as TSV (:func:`tsv_text`) through :func:`atomic_path`."""
+    return write_text_atomic(path, tsv_text(header, rows))
 
 
 def tsv_text(header: Sequence[str], rows: Iterable[Sequence]) -> str:

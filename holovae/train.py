@@ -18,12 +18,16 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed as dist_utils
-from .atomic import atomic_path, write_text_atomic
 from .data.stream import TensorRows, as_rows, default_block_rows, epoch_order, reader, scan, scan_blocks
+from .atomic import write_json_atomic
 from .fields import check_fields
 from .losses import (LR_SCHEDULES, cosine_loss, kl_divergence, kl_weight, learning_rate, scaled_mse,
                      weighted_cosine_loss)
 from .models import HVAE, HVAEConfig
+from .models.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
+
+# save_model / load_model belong to holovae.models.checkpoint (the owner of the model file);
+# `from holovae.train import save_model, load_model` keeps working for code written before.
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +106,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def normalizing_constant(x, irreps, rank: int = 0, world: int = 1, device="cpu") -> float:
-    """Mean over samples of ``sqrt(sum_f x_f^2 / (2 l_f + 1))`` (hyperparameters.md) of
+    """Mean over samples of ``sqrt(sum_f x_f^2 / (2 l_f + 1))`` (the authors' normalising constant: the paper's appendix,
+    docs/fidelity.md#loss) of
     ``x [N, dim]``: a tensor or a row source (:mod:`holovae.data.stream`), read in one pass.
 
     Summed in float64 over fixed blocks of rows (:func:`~holovae.data.stream.scan_blocks`),
@@ -144,27 +149,6 @@ def normalizing_constant(x, irreps, rank: int = 0, world: int = 1, device="cpu")
     return total / len(rows)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def save_model(model: HVAE, path, extra: Optional[dict] = None) -> None:
-    """Write a self-describing model file (config + weights + normalising constant), atomically."""
-    _atomic_save({"config": model.config.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, Path(path))
-
-
-def load_model(path, device: str | torch.device = "cpu") -> HVAE:
-    """Load a model written by :func:`save_model` (or a training checkpoint)."""
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a holovae model file ({exc})") from exc
-    if not isinstance(ckpt, dict) or "config" not in ckpt:
-        raise ValueError(f"{path}: not a holovae model file (no 'config' entry)")
-    model = HVAE(HVAEConfig.from_dict(ckpt["config"]))
-    model.load_state_dict(ckpt["state_dict"] if "state_dict" in ckpt else ckpt["model"])
-    return model.to(device).eval()
 
 
 _METRICS = ("loss", "mse", "kl", "cosine", "cosine_weighted")
@@ -452,14 +436,14 @@ def _train(model_config: HVAEConfig, train_x, val_x, cfg: TrainConfig,
             torch.distributed.all_gather_object(states, torch.get_rng_state())
             state["torch_rng_ranks"] = states
         if main:
-            _atomic_save(state, last)
+            save_checkpoint(state, last)
         if on_epoch is not None:
             on_epoch(rec)
     if best is None:
         raise RuntimeError(f"{out}: no eligible validation (a VAE is judged after its KL warm-up)")
     if main:
         _write_best(model, {**model_extra, **best}, out / "best.pt")
-        write_text_atomic(out / "history.json", json.dumps(history, indent=1))
+        write_json_atomic(out / "history.json", history)
     if parallel:
         dist_utils.barrier()   # best.pt is written
     return load_model(out / "best.pt", device)
@@ -485,7 +469,7 @@ def _load_resume_checkpoint(path: Path, identity: dict, device, main: bool) -> O
     if not path.exists():
         return None
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
+        ckpt = load_checkpoint(path, device)
     except Exception as exc:   # a torn or foreign file: start over rather than fail every rerun
         if main:
             log.warning("%s is unreadable (%s): starting over", path, exc)

@@ -111,7 +111,7 @@ def _origin_l0_terms(n_max: int, radial: str, normalization: str) -> np.ndarray:
     'integral' normalisation) and
 
     * orthonormal: ``R_n0(x) = sqrt(2n + 3) P_k^(0, 1/2)(2x^2 - 1)``, k = n / 2 (Jacobi, scipy);
-    * authors (hyperparameters.md): ``R_n0(x) = (-1)^k sqrt(2n + 3) binom(floor((n + 3) / 2) - 1, k)
+    * authors (docs/fidelity.md#transform): ``R_n0(x) = (-1)^k sqrt(2n + 3) binom(floor((n + 3) / 2) - 1, k)
       2F1(-k, (n + 3) / 2; 3 / 2; x^2)``.
 
     Under square normalisation the point's basis vector (only its l = 0 entries are non-zero at
@@ -156,7 +156,7 @@ def test_embed_structures_keeps_the_central_ca_as_its_training_data_did(tmp_path
     import torch
 
     from holovae.embed import embed
-    from holovae.train import load_model
+    from holovae.models.checkpoint import load_model
 
     files = [str(p) for p in embedded_structure_paths()[:2]]
     common = ["--clouds", "residue", "--lmax", "2", "--n-max", "4", "--secondary", "none", "--no-progress"]

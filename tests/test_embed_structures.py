@@ -58,7 +58,7 @@ def test_embed_structures_is_invariant_to_rigid_motions(trained, tmp_path):
 
 def test_embed_structures_refuses_a_non_protein_model(trained, tmp_path):
     from holovae.models import HVAE, HVAEConfig
-    from holovae.train import save_model
+    from holovae.models.checkpoint import save_model
     save_model(HVAE(HVAEConfig("1x0e+1x1e+1x2e", 2, [2, 2], [2, 1])), tmp_path / "mnist.pt")
     assert main(["embed-structures", str(embedded_structure_paths()[0]), "--model", str(tmp_path / "mnist.pt"),
                  "--out", str(tmp_path / "x.h5")]) == 1

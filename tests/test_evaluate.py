@@ -129,7 +129,7 @@ def test_a_non_equivariant_function_has_a_large_error():
 def test_evaluate_cli_end_to_end(tmp_path):
     from holovae.cli import main
     from holovae.data.hdf5 import write_dataset
-    from holovae.train import save_model
+    from holovae.models.checkpoint import save_model
 
     model = tiny_model(vae=True)
     save_model(model, tmp_path / "best.pt")
@@ -174,7 +174,7 @@ def test_evaluate_cli_end_to_end(tmp_path):
     # a meta key that collides with a metric, and embeddings without labels, are clear errors
     assert main(argv[:-2] + ["--meta", "mse=1", "--out", str(tmp_path / "x.json")]) == 1
     write_dataset(tmp_path / "emb" / "val.h5", torch.randn(20, 16), IRREPS, extra={"z": np.zeros((20, 4))})
-    from holovae.commands.evaluate import evaluate_model
+    from holovae.evaluate.model import evaluate_model
     with pytest.raises(ValueError, match=r"val\.h5.*labels"):
         evaluate_model(tmp_path / "best.pt", tmp_path / "emb", tmp_path / "test_data.h5")
 

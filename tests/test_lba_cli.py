@@ -117,9 +117,37 @@ def test_prepare_lba_takes_the_models_transform(from_model, model, work, caplog)
     caplog.clear()
     assert _cli(*common, "--out", work / "conflict.h5", "--lmax", 3) == 1
     assert "--lmax 3 (the model's data has 2)" in caplog.text and str(model) in caplog.text
-    assert _cli(*common, "--out", work / "conflict.h5", "--other-channel") == 1
-    assert "--other-channel" in caplog.text
     assert not (work / "conflict.h5").exists()
+
+
+def _explicit_other_options(model_path) -> list:
+    """The options the workflow (workflow/rules/lba.smk, before `--model --other-channel`) built
+    from the model file for the "other element" baseline: the model's transform spelled out."""
+    import torch
+
+    attrs = torch.load(model_path, map_location="cpu", weights_only=False)["data_attrs"]
+    return ["--lmax", attrs["lmax"], "--n-max", attrs["n_max"], "--r-max", attrs["r_max"],
+            "--elements", ",".join(attrs["elements"]), "--other-channel",
+            "--normalization", attrs["normalization"] or "none", "--radial", attrs["radial"]]
+
+
+def test_prepare_lba_model_plus_other_channel(model, work):
+    """`--model M --other-channel` is M's transform plus the "other element" channel: the same
+    file as the explicit options, and one channel more than M's own data."""
+    common = ["prepare-lba", "--complexes", COMPLEXES, "--ids", work / "ids.txt", "--max-complexes", 3,
+              "--no-progress"]
+    assert _cli(*common, "--model", model, "--other-channel", "--out", work / "other_model.h5",
+                "--skipped", work / "other_model.tsv") == 0
+    assert _cli(*common, *_explicit_other_options(model), "--out", work / "other_explicit.h5",
+                "--skipped", work / "other_explicit.tsv") == 0
+    a, b = read_lba_dataset(work / "other_model.h5"), read_lba_dataset(work / "other_explicit.h5")
+    assert a.attrs.pop("model") == str(model) and "model" not in b.attrs
+    assert a.attrs == b.attrs
+    assert a.attrs["other_channel"] is True and a.attrs["n_channels"] == 5 and a.attrs["elements"] == list("CNOS")
+    assert (a.attrs["lmax"], a.attrs["n_max"]) == (MODEL["lmax"], MODEL["n_max"])
+    np.testing.assert_array_equal(a.coefficients, b.coefficients)
+    assert a.ids == b.ids and a.complex_ids.tolist() == b.complex_ids.tolist() == list(USABLE[:3])
+    assert (work / "other_model.tsv").read_text() == (work / "other_explicit.tsv").read_text()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -58,8 +58,9 @@ def test_paper_config_embeds_the_lba_pockets_with_the_published_model(tmp_path):
                     "--configfile", str(REPO / "config/paper.yaml")).stdout
     counts = job_counts(out)
     assert counts["import_pretrained"] == 1 and "train" not in counts   # downloads itself (pinned)
-    assert "train_proteins" not in counts and "download_proteinnet_archive" not in counts
-    assert "figshare.com/ndownloader/files/40710101" in out
+    assert "proteinnet_structures" not in counts and counts["download"] == 1   # ATOM3D's archive only
+    # the published id: import-checkpoint knows its mirrors and pins the archive in the lock
+    assert "import-checkpoint HAE-z=128-lmax=6-rst_norm=square" in out and "--lock results/paper/checksums.lock" in out
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -76,7 +77,7 @@ def test_pretrained_variant_needs_the_setting(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", **{"lba.protein_variant": "pretrained"})
     proc = snakemake(tmp_path, "-n", "results/tables/table2_lba.csv", "--cores", "1", "--configfile", str(cfg),
                      check=False)
-    assert proc.returncode != 0 and "needs config proteins.pretrained" in proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "proteins.pretrained set" in proc.stdout + proc.stderr
 
 
 def test_protein_splits_are_embedded_by_the_pretrained_model(tmp_path):

@@ -57,6 +57,7 @@ def test_proteinnet_download_checkpoint_feeds_the_protein_rules(tmp_path, server
         "proteins.transform": {"n_max": 4, "r_max": 10.0, "elements": ["C", "N", "O", "S"],
                                "normalization": "square", "radial": "authors", "secondary": "none"},
         "proteins.variants": {"hae_L2": {"architecture": "L3_z64", "lmax": 2}},
+        "proteins.figures": {"umap_variant": "hae_L2"},
     })
     targets = [f"results/proteins/data/L2/{p}.h5" for p in ("train", "val", "test")]
     snakemake(work, *targets, "--cores", "2", "--configfile", str(cfg))

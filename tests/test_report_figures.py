@@ -149,7 +149,7 @@ def test_ae_has_no_prior_samples_or_interpolations(digits, tmp_path):
 def test_figure_cli(vae, digits, tmp_path):
     from holovae.cli import main
     from holovae.data.hdf5 import write_dataset
-    from holovae.train import save_model
+    from holovae.models.checkpoint import save_model
 
     _, coeffs, labels = digits
     save_model(vae, tmp_path / "best.pt")
@@ -195,7 +195,7 @@ def test_umap_coloured_by_string_categories(monkeypatch, tmp_path):
 def test_figure_cli_color_by(monkeypatch, vae, digits, tmp_path, caplog):
     from holovae.cli import main
     from holovae.data.hdf5 import write_dataset
-    from holovae.train import save_model
+    from holovae.models.checkpoint import save_model
 
     monkeypatch.setitem(sys.modules, "umap", None)       # the PCA fallback: UMAP's start is slow
     data, emb, _, _ = _protein_like(tmp_path)

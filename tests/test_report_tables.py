@@ -352,3 +352,48 @@ def test_lba_tables_name_the_protocol_and_the_pocket():
     assert "mean predictor's correlations" not in footer          # a fixed split: no fold means
     ev.update(protocol="authors", pocket={"rule": "ca", "cutoff": 10.0, "protocol": "paper", "text": "Cα"})
     assert "Protocol: authors (paper pocket)." in build_table("table2_lba", [ev]).footer
+
+
+def test_every_table_names_its_dataset_and_reads_only_its_evals():
+    """The registry says which dataset each table belongs to (the workflow asks it), and a
+    table reads the evals of that dataset only (their ``dataset`` as `holovae evaluate --meta` writes it)."""
+    from holovae.report.tables import TABLES, table_datasets
+
+    expected = {"mnist": {"table1_mnist", "tableS3", "tableS1", "tableS8_mnist", "tableS9_mnist"},
+                "proteins": {"tableS2", "tableS7", "tableS9_proteins"},
+                "aminoacids": {"tableS5", "tableS6", "tableS9_aminoacids"},
+                "lba": {"table2_lba", "tableS10_lba"},
+                "shrec17": {"table1_shrec17", "tableS4", "tableS9_shrec17"}}
+    assert table_datasets() == {t: d for d, tables in expected.items() for t in tables}
+    meta = {"mnist": "MNIST", "proteins": "Protein NBs", "aminoacids": "Amino acids", "lba": "LBA",
+            "shrec17": "Shrec17"}
+    for name, spec in TABLES.items():
+        assert [d for d, m in meta.items() if spec.applies({"dataset": m})] == [spec.dataset], name
+
+
+def test_the_table_registry_imports_without_torch_or_numpy():
+    """The workflow reads the registry when it builds its graph: no torch, no numpy."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = sys.modules['numpy'] = None; "
+            "from holovae.report.tables.registry import table_datasets; print(len(table_datasets()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "16"
+
+
+def test_the_config_schema_lets_each_dataset_list_exactly_its_tables():
+    """The workflow builds a table from the evals of the config section that lists it; the schema
+    allows a section only the tables whose spec names that dataset."""
+    import yaml
+
+    from holovae.report.tables import table_datasets
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow" / "schemas" /
+                             "config.schema.yaml").read_text())
+    allowed = {name: set(sec["properties"]["tables"]["items"]["enum"]) for name, sec in schema["properties"].items()
+               if isinstance(sec, dict) and "tables" in sec.get("properties", {})}
+    by_dataset: dict = {}
+    for table, dataset in table_datasets().items():
+        by_dataset.setdefault(dataset, set()).add(table)
+    assert allowed == by_dataset

@@ -191,7 +191,7 @@ def test_retrieval_metrics_in_evaluate_compare_class_and_subclass_names():
     index spaces to names first; a perfect classifier gives 1 everywhere except the graded NDCG."""
     from types import SimpleNamespace
 
-    from holovae.commands.evaluate import _retrieval_metrics
+    from holovae.evaluate.model import retrieval_metrics
 
     classes, subclasses = ["box", "torus"], ["cube", "slab", "torus"]
     y = np.array([0, 0, 1, 1])
@@ -199,7 +199,7 @@ def test_retrieval_metrics_in_evaluate_compare_class_and_subclass_names():
     logits = np.array([[3.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 2.0]])
     lc = SimpleNamespace(test_logits=logits, classes=np.array([0, 1]))
     test = SimpleNamespace(attrs={"classes": classes, "subclasses": subclasses}, extra={"sublabels": sub})
-    m = _retrieval_metrics(lc, test, y)
+    m = retrieval_metrics(lc, test, y)
     assert m["micro_precision"] == m["micro_recall"] == m["micro_map"] == 1.0
     # box queries: list [cube (grade 3 for the cube query), slab (1)]: DCG 3+1 = 4 vs ideal 4 -> 1;
     # the slab query: DCG 1 + 3 = 4 vs ideal 3 + 1 = 4 -> 1 too (ranks 1 and 2 weigh alike).
@@ -208,9 +208,9 @@ def test_retrieval_metrics_in_evaluate_compare_class_and_subclass_names():
     # swapping the predicted classes changes nothing (the lists group the same models); one class
     # for everything retrieves all four for every query: precision 1/2, recall 1
     swapped = SimpleNamespace(test_logits=logits[:, ::-1], classes=np.array([0, 1]))
-    assert _retrieval_metrics(swapped, test, y)["micro_precision"] == 1.0
+    assert retrieval_metrics(swapped, test, y)["micro_precision"] == 1.0
     lumped = SimpleNamespace(test_logits=np.c_[np.ones(4), np.zeros(4)], classes=np.array([0, 1]))
-    m = _retrieval_metrics(lumped, test, y)
+    m = retrieval_metrics(lumped, test, y)
     assert m["micro_precision"] == 0.5 and m["micro_recall"] == 1.0
 
 

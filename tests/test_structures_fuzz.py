@@ -1,6 +1,6 @@
 """Fuzzing `holovae prepare-structures` with broken copies of real PDB and mmCIF files.
 
-Four small real structures (20-residue excerpts of two embedded PDBbind proteins and two
+Four small real structures (20-residue excerpts of two embedded PDBbind pockets and two
 embedded wwPDB mmCIF entries: nothing outside the package is needed) are mutated, with a fixed
 seed, into 1,008 files: truncations, byte flips, deleted / duplicated / swapped lines, junk in
 numeric fields, truncated and bit-flipped gzip. All of them, with the four unmutated files
@@ -33,8 +33,8 @@ from holovae.data.hdf5 import read_dataset
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "holovae" / "data" / "embedded"
 BASES = {   # name: (source, format)
-    "pdb1": (EMBEDDED / "lba" / "1k9q" / "1k9q_protein.pdb", "pdb"),
-    "pdb2": (EMBEDDED / "lba" / "2l1r" / "2l1r_protein.pdb.gz", "pdb"),
+    "pdb1": (EMBEDDED / "lba" / "1k9q" / "1k9q_pocket.pdb.gz", "pdb"),
+    "pdb2": (EMBEDDED / "lba" / "2l1r" / "2l1r_pocket.pdb.gz", "pdb"),
     "cif1": (EMBEDDED / "structures" / "7loe.cif.gz", "cif"),
     "cif2": (EMBEDDED / "structures" / "7rh3.cif.gz", "cif"),
 }

@@ -10,7 +10,8 @@ FAST = ["sparse"] + (["fused"] if fused_kernel_available() else [])
 
 
 def test_path_counts_match_the_paper():
-    # hyperparameters.md: 191 kept triples at L=10->10 and 73 at L=6->6; full products 381 / 106
+    # the ETP (the paper's appendix, the authors' code): 191 kept triples at L=10->10 and 73 at
+    # L=6->6; full products 381 / 106
     assert len(efficient_paths(tuple(range(11)), 10)) == 191
     assert len(efficient_paths(tuple(range(7)), 6)) == 73
     assert len(full_paths(tuple(range(11)), 10)) == 381

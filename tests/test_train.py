@@ -8,7 +8,8 @@ import torch
 
 from holovae.losses import kl_divergence, scaled_mse
 from holovae.models import HVAE, HVAEConfig
-from holovae.train import TrainConfig, _validation_steps, evaluate, load_model, normalizing_constant, train
+from holovae.models.checkpoint import load_model
+from holovae.train import TrainConfig, _validation_steps, evaluate, normalizing_constant, train
 
 IRREPS = "1x0e+1x1e+1x2e"
 

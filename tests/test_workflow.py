@@ -146,6 +146,8 @@ def test_dry_run_needs_neither_torch_nor_holovae(tmp_path):
     ({"mnist.variants": {"x": {"architecture": "etp_z16", "vae": False, "train_split": "sideways"}}}, "sideways"),
     ({"shrec17.source": "internet"}, "internet"),
     ({"shrec17.shards": {"train": 2, "tset": 1}}, "tset"),
+    # a figure of a variant that the config no longer trains
+    ({"proteins.variants": {"hae_L2": {"architecture": "L3_z64", "lmax": 2}}}, "umap_variant: 'hae_L3_z64'"),
 ])
 def test_schema_rejects_bad_config(tmp_path, change, expected):
     cfg = write_config(tmp_path / "bad.yaml", **change)

@@ -84,7 +84,7 @@ def test_radial_authors_norm_and_formula():
     x, w = _gauss01(40)
     R = zernike_radial(N_MAX, LMAX, torch.tensor(x), kind="authors")
     norm40 = float((R[0][:, 2].numpy() ** 2 * x ** 2 * w).sum())
-    assert norm40 == pytest.approx(0.2844, abs=1e-4)       # hyperparameters.md: 0.284
+    assert norm40 == pytest.approx(0.2844, abs=1e-4)       # the authors' radial (docs/fidelity.md#transform): 0.284
     G = (R[3].numpy() * (w * x ** 2)[:, None]).T @ R[3].numpy()
     np.testing.assert_allclose(G - np.diag(np.diag(G)), 0, atol=1e-11)   # orthogonal
 

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     import holovae
     from holovae.cli import main as holovae_main
     from holovae.data.hdf5 import read_dataset
-    from holovae.train import load_model
+    from holovae.models.checkpoint import load_model
 
     torch.set_num_threads(args.threads)
     model_dir = args.run_dir / "model"

@@ -11,7 +11,7 @@ def run(args) -> None:
 
     from ..data.hdf5 import read_dataset, write_dataset
     from ..embed import embed
-    from ..train import load_model
+    from ..models.checkpoint import load_model
 
     if len(args.data) != len(args.out):
         raise ValueError(f"--data has {len(args.data)} files but --out {len(args.out)}; give one output per input")

@@ -9,7 +9,6 @@ neighbourhood is encoded, and one HDF5 is written: ``coefficients`` = z (invaria
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -20,19 +19,15 @@ def run(args) -> None:
     import torch
     from e3nn import o3
 
-    from ..data.featurize import CLOUD_KINDS, featurize_structures
+    from ..data.featurize import CLOUD_KINDS, featurize_structures, refuse_empty, write_skipped
     from ..data.hdf5 import write_dataset
     from ..embed import embed
-    from ..train import load_model
-    from .prepare_structures import _write_tsv, refuse_empty
+    from ..models.checkpoint import load_model, model_transform
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    ckpt = torch.load(args.model, map_location="cpu", weights_only=False)
-    attrs = ckpt.get("data_attrs") if isinstance(ckpt, dict) else None
+    attrs = model_transform(args.model, kinds=tuple(CLOUD_KINDS.values()),
+                            what="protein-neighbourhood or amino-acid model")
     kinds = {v: k for k, v in CLOUD_KINDS.items()}
-    if not attrs or attrs.get("kind") not in kinds:
-        raise ValueError(f"{args.model}: not a protein-neighbourhood or amino-acid model (no transform parameters "
-                         "stored; train it with `holovae train` on `holovae prepare-structures` data)")
     model = load_model(args.model, device)
     f = featurize_structures(args.structures, lmax=attrs["lmax"], n_max=attrs["n_max"], r_max=attrs["r_max"],
                              elements=attrs["elements"], other_channel=attrs["other_channel"],
@@ -43,7 +38,7 @@ def run(args) -> None:
     if f.irreps.simplify() != o3.Irreps(model.config.irreps_in).simplify():
         raise ValueError(f"{args.model}: model irreps {model.config.irreps_in} differ from the transform's {f.irreps}")
     if args.skipped:
-        _write_tsv(Path(args.skipped), f.skipped)
+        write_skipped(args.skipped, f.skipped)
     refuse_empty(len(f.ids), args.structures, f.skipped, str(args.out))
     out = embed(model, torch.from_numpy(f.coefficients), batch_size=args.batch_size, reconstructions=False)
     z = out["z"].numpy()

@@ -108,7 +108,7 @@ def _lba_scatter(args) -> None:
 def run(args) -> None:
     from ..data.hdf5 import read_dataset
     from ..report import figures
-    from ..train import load_model
+    from ..models.checkpoint import load_model
 
     _check_inputs(args)
     if args.kind == "lba-scatter":

@@ -68,7 +68,7 @@ def run(args) -> None:
     from ..pretrained import PUBLISHED
     from ..pretrained.archive import read_checkpoint
     from ..pretrained.convert import convert
-    from ..train import save_model
+    from ..models.checkpoint import data_extra, save_model
 
     if args.list:
         for model_id, p in PUBLISHED.items():
@@ -84,7 +84,7 @@ def run(args) -> None:
                   "archive_sha256": sha256_file(path) if path.is_file() else None, "folder": ckpt.folder,
                   "weights_file": ckpt.weights_file, "authors_hparams": ckpt.hparams,
                   "converted_by": f"holovae {holovae.__version__}"}
-    save_model(model, args.out, {"data_attrs": attrs, "pretrained": provenance})
+    save_model(model, args.out, {**data_extra(attrs), "pretrained": provenance})
     c = model.config
     log.info("wrote %s: %s, z=%d, channels %s, degrees %s, tp %s, %s, %s parameters; transform L=%d, n_max=%d, "
              "r_max=%g, elements %s, normalisation %s, radial %s; input scale %.6g", args.out, model_id or path,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from ..atomic import tsv_text, write_text_atomic
+from ..atomic import write_tsv_atomic
 
 log = logging.getLogger("holovae")
 
@@ -33,7 +33,7 @@ def run(args) -> None:
                                     max_skipped_fraction=args.max_skipped_fraction,
                                     progress=not args.no_progress)
     if args.skipped:
-        write_text_atomic(args.skipped, tsv_text(("file", "reason"), skipped))
+        write_tsv_atomic(args.skipped, ("file", "reason"), skipped)
     log.info("wrote %s (%d meshes skipped)", path, len(skipped))
 
 

@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import tsv_text, write_text_atomic
-
 log = logging.getLogger("holovae")
 
 
@@ -34,26 +32,10 @@ def _input_files(args) -> list[Path]:
     return files
 
 
-def _write_tsv(path: Path, rows: list[tuple]) -> None:
-    """``file, chain, resnum, reason`` rows, written atomically."""
-    write_text_atomic(path, tsv_text(("file", "chain", "resnum", "reason"), rows))
-
-
-def refuse_empty(n_rows: int, files: list, skipped: list, label: str) -> None:
-    """``ValueError`` when a run gave no row: names ``label`` (the split or output) and the
-    first reasons of its ``files``."""
-    if n_rows:
-        return
-    reasons = [str(row[3]) for row in skipped if row[1] == ""] or [str(row[3]) for row in skipped]
-    shown = "; ".join(reasons[:5]) + (f"; ... ({len(reasons) - 5} more)" if len(reasons) > 5 else "")
-    raise ValueError(f"{label}: no row from its {len(files)} input file(s), nothing written: "
-                     f"{shown or 'no reason recorded'}")
-
-
 def run(args) -> None:
     import torch
 
-    from ..data.featurize import featurize_structures
+    from ..data.featurize import featurize_structures, refuse_empty, write_skipped
     from ..data.hdf5 import write_dataset
     from ..data.secondary import find_dssp
 
@@ -73,7 +55,7 @@ def run(args) -> None:
                              chunk=args.chunk, progress=not args.no_progress, clouds=args.clouds,
                              drop_ca=args.drop_ca)
     if args.skipped:
-        _write_tsv(Path(args.skipped), f.skipped)
+        write_skipped(args.skipped, f.skipped)
     refuse_empty(len(f.ids), files, f.skipped, f"{args.split} split ({args.out})" if args.split else str(args.out))
     write_dataset(args.out, f.coefficients, f.irreps, labels=f.labels, ids=f.ids, attrs=f.attrs,
                   extra={"secondary_structure": np.asarray(f.secondary, dtype=object),

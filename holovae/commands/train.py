@@ -17,6 +17,7 @@ def run(args) -> None:
     from ..config import load_run_config
     from ..data.hdf5 import read_irreps
     from ..data.stream import open_splits
+    from ..models.checkpoint import data_extra
     from ..train import train
 
     parallel = args.distributed
@@ -45,10 +46,9 @@ def run(args) -> None:
                  torch.distributed.get_backend())
     # the training data's transform travels in the model file, so that new inputs
     # (`holovae embed-structures`) are transformed exactly as the training data was
-    data_attrs = {k: v for k, v in train_attrs.items() if k not in ("source_sha256", "concatenated_from")}
     try:
         model = train(model_cfg, train_x, val_x, train_cfg, args.out, distributed=parallel,
-                      model_extra={"data_attrs": data_attrs})
+                      model_extra=data_extra(train_attrs))
     finally:
         if created:
             dist_utils.cleanup()

@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..atomic import write_tsv_atomic
 from ..download import sha256_file
 
 log = logging.getLogger("holovae")
@@ -43,6 +44,25 @@ class Featurized:
     skipped: list = field(default_factory=list)
     attrs: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+
+
+SKIPPED_COLUMNS = ("file", "chain", "resnum", "reason")
+
+
+def write_skipped(path, skipped: list) -> Path:
+    """The ``skipped`` rows of a :class:`Featurized` as TSV (:data:`SKIPPED_COLUMNS`), atomically."""
+    return write_tsv_atomic(path, SKIPPED_COLUMNS, skipped)
+
+
+def refuse_empty(n_rows: int, files: list, skipped: list, label: str) -> None:
+    """``ValueError`` when a run gave no row: names ``label`` (the split or output) and the
+    first reasons of its ``files``."""
+    if n_rows:
+        return
+    reasons = [str(row[3]) for row in skipped if row[1] == ""] or [str(row[3]) for row in skipped]
+    shown = "; ".join(reasons[:5]) + (f"; ... ({len(reasons) - 5} more)" if len(reasons) > 5 else "")
+    raise ValueError(f"{label}: no row from its {len(files)} input file(s), nothing written: "
+                     f"{shown or 'no reason recorded'}")
 
 
 CLOUD_KINDS = {"neighbourhood": "protein_neighbourhoods", "residue": "amino_acid_conformations"}

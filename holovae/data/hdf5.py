@@ -1,4 +1,4 @@
-"""HDF5 files of steerable tensors (design.md §2).
+"""HDF5 files of steerable tensors: the format every stage reads and writes.
 
 One file per split (or shard)::
 

@@ -44,7 +44,7 @@ from typing import Iterable, Iterator, NamedTuple, Optional, Sequence, Union
 
 from tqdm import tqdm
 
-from ..atomic import tsv_text, write_text_atomic
+from ..atomic import write_text_atomic, write_tsv_atomic
 from ..download import DownloadError, download, sha256_file
 
 __all__ = ["ProteinNetId", "UnresolvedId", "IdList", "parse_proteinnet_id", "read_proteinnet_ids",
@@ -338,7 +338,7 @@ def write_split_lists(out_dir, splits: dict, unresolved: Sequence[UnresolvedId] 
         paths[name] = out_dir / f"{name}.txt"
         write_text_atomic(paths[name], head + "".join(f"{e.id}\n" for e in entries))
     rows = ((u.id, u.reason) for u in unresolved)
-    write_text_atomic(out_dir / "unresolved.tsv", tsv_text(("id", "reason"), rows))
+    write_tsv_atomic(out_dir / "unresolved.tsv", ("id", "reason"), rows)
     return paths
 
 
@@ -518,7 +518,7 @@ def write_manifest(path, report: DownloadReport) -> Path:
     """TSV of the usable files: ``pdb_id, file, sha256, bytes, source, status`` (atomic write)."""
     path = Path(path)
     rows = ((f.pdb, f.path, f.sha256, f.bytes, f.source, f.status) for f in report.files)
-    write_text_atomic(path, tsv_text(("pdb_id", "file", "sha256", "bytes", "source", "status"), rows))
+    write_tsv_atomic(path, ("pdb_id", "file", "sha256", "bytes", "source", "status"), rows)
     return path
 
 
@@ -529,7 +529,7 @@ def write_failed(path, report: DownloadReport, unresolved: Sequence[UnresolvedId
     path = Path(path)
     rows = [(f.pdb, " ".join(f.urls), f.reason) for f in report.failed]
     rows += [(u.id, "", u.reason) for u in unresolved]
-    write_text_atomic(path, tsv_text(("id", "urls", "reason"), rows))
+    write_tsv_atomic(path, ("id", "urls", "reason"), rows)
     return path
 
 

@@ -1,8 +1,8 @@
 """Protein-sequence-identity splits for the ligand-binding-affinity experiment.
 
 ATOM3D's LBA split puts complexes whose proteins share more than 30% sequence identity into the
-same set (hyperparameters.md, "Ligand binding affinity"). Its split lists are not available
-offline, so this module rebuilds such a split from the structures:
+same set (the paper's appendix on ligand binding affinity; docs/fidelity.md#lba). Its split
+lists are not available offline, so this module rebuilds such a split from the structures:
 
 1. :func:`protein_sequence`: the chains of a structure as one-letter sequences;
 2. :func:`cluster_by_identity`: complexes linked by >= 30% identity (mmseqs2 when installed,
@@ -115,12 +115,12 @@ def read_chains_fasta(path) -> dict[str, str]:
     protein stored next to a complex whose protein file is cut to its pocket (a pocket's
     fragments are not comparable with full chains). ``ValueError`` naming the file for a
     record without a name or sequence, a repeated chain, or letters that are no amino acid."""
-    from .structures import _read_text
+    from .structures import read_text
 
     path = Path(path)
     chains: dict[str, list[str]] = {}
     name = None
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         line = line.strip()
         if not line:
             continue

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Structure", "StructureError", "parse_structure", "element_from_name", "STANDARD_AA",
-           "WATER_NAMES", "structure_id"]
+           "WATER_NAMES", "structure_id", "read_text", "tight_strings"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def element_from_name(fullname: str, resname: str, aligned: bool) -> str:
     return stripped[0] if stripped[0] in ELEMENTS else "X"
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     """The file's text; gzip is recognised by its magic bytes, not only by the suffix."""
     with open(path, "rb") as f:
         magic = f.read(2)
@@ -283,7 +283,7 @@ def _has_element_column(text: str, mmcif: bool) -> bool:
     return True
 
 
-def _tight(a: np.ndarray) -> np.ndarray:
+def tight_strings(a: np.ndarray) -> np.ndarray:
     """A string array with the narrowest dtype for its contents (as ``np.asarray(list, str)``)."""
     return a.astype(f"<U{max(1, int(np.char.str_len(a).max(initial=0)))}")
 
@@ -444,7 +444,7 @@ def parse_structure(path, keep_hetero: bool = True, fast_mmcif: bool = True, bac
     path = Path(path)
     backend = _resolve_backend(backend)
     try:
-        text = _read_text(path)
+        text = read_text(path)
     except FileNotFoundError:
         raise
     except (OSError, EOFError, UnicodeError, zlib.error) as e:
@@ -478,7 +478,7 @@ def parse_structure(path, keep_hetero: bool = True, fast_mmcif: bool = True, bac
     used = np.zeros(len(residues), dtype=bool)
     used[res_of[keep]] = True                    # residues left with atoms (not e.g. hydrogens only)
     res_of = (np.cumsum(used) - 1)[res_of[keep]]
-    el, names = _tight(el[keep]), _tight(np.asarray(names, dtype=str)[keep])
+    el, names = tight_strings(el[keep]), tight_strings(np.asarray(names, dtype=str)[keep])
     is_ca = (names == "CA") & (el == "C")
     ca_index = np.full(int(used.sum()), -1, dtype=np.int64)
     np.maximum.at(ca_index, res_of[is_ca], np.flatnonzero(is_ca))

@@ -1,11 +1,24 @@
-"""Evaluation of trained H-(V)AEs: latent-space metrics and equivariance errors."""
-from .equivariance import equivariance_error, latent_invariance_error
-from .latent import (LinearClassifierResult, cross_validated_accuracies, fit_linear_classifier, kmeans_purity_vmeasure,
-                     knn_accuracy, linear_classifier_accuracy, purity)
-from .retrieval import retrieval_lists_from_predictions, shrec17_metrics, shrec17_metrics_from_predictions
+"""Evaluation of trained H-(V)AEs: latent-space metrics and equivariance errors.
 
-__all__ = [
-    "LinearClassifierResult", "cross_validated_accuracies", "equivariance_error", "fit_linear_classifier", "kmeans_purity_vmeasure",
-    "knn_accuracy", "latent_invariance_error", "linear_classifier_accuracy", "purity",
-    "retrieval_lists_from_predictions", "shrec17_metrics", "shrec17_metrics_from_predictions",
-]
+The names below load their module on first use, so that light modules of this package
+(:mod:`holovae.evaluate.lba`'s constants, read when the CLI is built) do not import torch.
+"""
+import importlib
+
+_MODULE_OF = {
+    "equivariance_error": "equivariance", "latent_invariance_error": "equivariance",
+    "LinearClassifierResult": "latent", "cross_validated_accuracies": "latent", "fit_linear_classifier": "latent",
+    "kmeans_purity_vmeasure": "latent", "knn_accuracy": "latent", "linear_classifier_accuracy": "latent",
+    "purity": "latent",
+    "retrieval_lists_from_predictions": "retrieval", "shrec17_metrics": "retrieval",
+    "shrec17_metrics_from_predictions": "retrieval",
+}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value

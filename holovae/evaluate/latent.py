@@ -1,5 +1,6 @@
-"""Metrics of the invariant latent space z (hyperparameters.md, "Evaluation"): K-means purity
-and V-measure, a KNN classifier and a linear classifier trained with the paper's schedule."""
+"""Metrics of the invariant latent space z (the paper's appendix; docs/fidelity.md#evaluation):
+K-means purity and V-measure, a KNN classifier and a linear classifier trained with the paper's
+schedule."""
 from __future__ import annotations
 
 import contextlib
@@ -10,7 +11,8 @@ import numpy as np
 import torch
 
 
-def _np(a) -> np.ndarray:
+def to_numpy(a) -> np.ndarray:
+    """``a`` (a tensor, detached and moved to the CPU, or anything array-like) as a numpy array."""
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
 
 
@@ -20,7 +22,7 @@ def purity(labels, clusters) -> float:
     ``labels [N]``, ``clusters [N]`` (any hashable values)."""
     from sklearn.metrics.cluster import contingency_matrix
 
-    c = contingency_matrix(_np(labels), _np(clusters))   # [n_labels, n_clusters]
+    c = contingency_matrix(to_numpy(labels), to_numpy(clusters))   # [n_labels, n_clusters]
     return float(c.max(axis=0).sum() / c.sum())
 
 
@@ -31,7 +33,7 @@ def kmeans_purity_vmeasure(z, labels, n_clusters: int = 10, seed: int = 0, n_ini
     from sklearn.cluster import KMeans
     from sklearn.metrics import v_measure_score
 
-    z, labels = _np(z).astype(np.float64), _np(labels)
+    z, labels = to_numpy(z).astype(np.float64), to_numpy(labels)
     if len(z) < n_clusters:
         raise ValueError(f"K-means with {n_clusters} clusters needs at least {n_clusters} samples, got {len(z)}")
     clusters = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit_predict(z)
@@ -42,8 +44,8 @@ def knn_accuracy(z_train, y_train, z_test, y_test) -> float:
     """Test accuracy of scikit-learn's ``KNeighborsClassifier`` with its defaults (as the paper)."""
     from sklearn.neighbors import KNeighborsClassifier
 
-    clf = KNeighborsClassifier().fit(_np(z_train), _np(y_train))
-    return float(clf.score(_np(z_test), _np(y_test)))
+    clf = KNeighborsClassifier().fit(to_numpy(z_train), to_numpy(y_train))
+    return float(clf.score(to_numpy(z_test), to_numpy(y_test)))
 
 
 @dataclass
@@ -68,7 +70,7 @@ class LinearClassifierResult:
 
 
 @contextlib.contextmanager
-def _single_thread():
+def single_thread():
     """Run single-threaded, restoring the thread count after: the classifier's matrices are tiny
     ([100, z] x [z, classes]), so intra-op threads only add synchronisation cost, which becomes
     severe (milliseconds per step) when other processes compete for the cores."""
@@ -94,7 +96,7 @@ def fit_linear_classifier(z_train, y_train, z_val, y_val, z_test, y_test, epochs
     saves most of the 250 epochs. ``early_stop=False`` runs all ``epochs``.
     Labels may be any values; classes are the union of the three splits' labels.
     """
-    with _single_thread():
+    with single_thread():
         return _fit(z_train, y_train, z_val, y_val, z_test, y_test, epochs, lr, batch_size, patience, seed, early_stop,
                     standardize)
 
@@ -103,10 +105,10 @@ def _fit(z_train, y_train, z_val, y_val, z_test, y_test, epochs, lr, batch_size,
          standardize):
     """The body of :func:`fit_linear_classifier` (same arguments, positional)."""
     gen = torch.Generator().manual_seed(seed)
-    ys = [_np(y) for y in (y_train, y_val, y_test)]
+    ys = [to_numpy(y) for y in (y_train, y_val, y_test)]
     classes = np.unique(np.concatenate(ys))
     yt, yv, ye = (torch.from_numpy(np.searchsorted(classes, y)).long() for y in ys)
-    zt, zv, ze = (torch.as_tensor(_np(z), dtype=torch.float32) for z in (z_train, z_val, z_test))
+    zt, zv, ze = (torch.as_tensor(to_numpy(z), dtype=torch.float32) for z in (z_train, z_val, z_test))
     if standardize:
         mean, std = zt.mean(0), zt.std(0)
         std = torch.where(std > 1e-12, std, torch.ones_like(std))   # constant features: leave unscaled
@@ -177,7 +179,7 @@ def cross_validated_accuracies(z, y, folds: int = 5, seed: int = 0, val_fraction
     """
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    z, y = _np(z), _np(y)
+    z, y = to_numpy(z), to_numpy(y)
     counts = np.bincount(np.unique(y, return_inverse=True)[1].reshape(-1))
     if counts.min() < folds:   # StratifiedKFold would warn and give folds without some class
         keep = np.isin(y, np.unique(y)[counts >= folds])

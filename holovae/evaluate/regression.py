@@ -1,6 +1,7 @@
-"""Regression of binding affinity from a per-complex feature vector (hyperparameters.md, "Ligand
-binding affinity"): the paper's linear regressor and random-forest grid, its four metrics, fits
-repeated over distinct seeds, and grouped cross-validation splits for small sets.
+"""Regression of binding affinity from a per-complex feature vector (the paper's appendix on
+ligand binding affinity; docs/fidelity.md#lba): the paper's linear regressor and random-forest
+grid, its four metrics, fits repeated over distinct seeds, and grouped cross-validation splits
+for small sets.
 
 A *fit method* here is a callable ``method(x_train, y_train, x_val, y_val, *, seed, **kw)``
 returning an object with ``predict(x [N, d]) -> [N]`` and ``chosen`` (a dict of what was
@@ -22,7 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .latent import _np, _single_thread
+from .latent import single_thread, to_numpy
 
 __all__ = [
     "PAPER_GRID", "METRICS", "regression_metrics", "LinearRegressor", "fit_linear_regressor",
@@ -44,9 +45,9 @@ METRICS = ("rmsd", "pearson", "spearman", "kendall")
 # ---------------------------------------------------------------------------------- metrics
 
 
-def _targets(y) -> np.ndarray:
+def as_targets(y) -> np.ndarray:
     """``y`` as a float64 vector ``[N]`` (``[N, 1]`` is accepted)."""
-    y = _np(y).astype(np.float64)
+    y = to_numpy(y).astype(np.float64)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -67,7 +68,7 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
     """
     from scipy import stats
 
-    y_true, y_pred = _targets(y_true), _targets(y_pred)
+    y_true, y_pred = as_targets(y_true), as_targets(y_pred)
     if y_true.shape != y_pred.shape:
         raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} differ in shape")
     if len(y_true) == 0:
@@ -128,7 +129,7 @@ class LinearRegressor:
 
     def predict(self, x) -> np.ndarray:
         """``x [N, d]`` -> predictions ``[N]`` in the units of the training targets."""
-        x = _np(x).astype(np.float64)
+        x = to_numpy(x).astype(np.float64)
         return ((x - self.x_mean) / self.x_std @ self.weight + self.bias) * self.y_std + self.y_mean
 
 
@@ -144,14 +145,14 @@ def fit_linear_regressor(x_train, y_train, x_val, y_val, *, epochs: int = 250, l
     ``early_stop=True`` ends training where a second division would happen, as the classifier.
     ``seed`` sets the initial weights and the batch order (independently of torch's global RNG).
     """
-    with _single_thread():
+    with single_thread():
         return _fit_linear(x_train, y_train, x_val, y_val, epochs, lr, batch_size, patience, seed, early_stop)
 
 
 def _fit_linear(x_train, y_train, x_val, y_val, epochs, lr, batch_size, patience, seed, early_stop):
     """The body of :func:`fit_linear_regressor` (same arguments, positional)."""
-    xt_np, xv_np = (_np(x).astype(np.float64) for x in (x_train, x_val))
-    yt_np, yv_np = _targets(y_train), _targets(y_val)
+    xt_np, xv_np = (to_numpy(x).astype(np.float64) for x in (x_train, x_val))
+    yt_np, yv_np = as_targets(y_train), as_targets(y_val)
     if len(xt_np) != len(yt_np) or len(xv_np) != len(yv_np):
         raise ValueError("features and targets differ in length")
     if len(xv_np) == 0:
@@ -231,14 +232,14 @@ class RandomForestFit:
     grid_rmse: list[tuple[dict, float]] = field(default_factory=list)
 
     def predict(self, x) -> np.ndarray:
-        return self.model.predict(_np(x))
+        return self.model.predict(to_numpy(x))
 
     @property
     def chosen(self) -> dict:
         return {"params": self.params, "val_rmse": float(self.val_rmse)}
 
 
-def _grid_points(grid: dict[str, list]) -> list[dict]:
+def grid_points(grid: dict[str, list]) -> list[dict]:
     """Every combination of the ``grid`` values as a dict, in ``itertools.product`` order."""
     import itertools
 
@@ -246,7 +247,7 @@ def _grid_points(grid: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def _rmse_by_forest_size(forest, x_val: np.ndarray, y_val: np.ndarray, sizes) -> dict[int, float]:
+def rmse_by_forest_size(forest, x_val: np.ndarray, y_val: np.ndarray, sizes) -> dict[int, float]:
     """Validation RMSE of the forests made of the first ``k`` trees of ``forest``, per ``k`` in
     ``sizes``. The first k trees of a forest grown with ``random_state=s`` are the trees of a
     k-tree forest with the same seed (sklearn draws one seed per tree, in order, from
@@ -262,7 +263,7 @@ def _rmse_by_forest_size(forest, x_val: np.ndarray, y_val: np.ndarray, sizes) ->
     return out
 
 
-def _grid_key(params: dict) -> tuple:
+def grid_key(params: dict) -> tuple:
     """A hashable key of one grid point, independent of the order of its arguments."""
     return tuple(sorted(params.items(), key=lambda kv: kv[0]))
 
@@ -276,7 +277,7 @@ def fit_random_forest(x_train, y_train, x_val, y_val, *, grid: dict[str, list] |
     ``grid`` maps ``RandomForestRegressor`` keyword arguments to lists of values (without
     ``n_estimators``: sklearn's default, 100). The ``n_estimators`` values are scored from one
     forest of the largest size per combination of the other arguments (see
-    :func:`_rmse_by_forest_size`), which halves the tree count of the paper's grid; the chosen
+    :func:`rmse_by_forest_size`), which halves the tree count of the paper's grid; the chosen
     point is then fitted on its own. ``seed`` is every forest's ``random_state``; ``n_jobs`` its
     tree-level parallelism (None: one core).
     """
@@ -286,18 +287,18 @@ def fit_random_forest(x_train, y_train, x_val, y_val, *, grid: dict[str, list] |
     grid.setdefault("n_estimators", [100])
     sizes = sorted(set(grid["n_estimators"]))
     others = {k: v for k, v in grid.items() if k != "n_estimators"}
-    xt, xv = _np(x_train), _np(x_val)
-    yt, yv = _targets(y_train), _targets(y_val)
+    xt, xv = to_numpy(x_train), to_numpy(x_val)
+    yt, yv = as_targets(y_train), as_targets(y_val)
     if len(xv) == 0:
         raise ValueError("the random-forest grid needs a validation set to choose from")
 
     rmse_of: dict[tuple, float] = {}
-    for params in _grid_points(others):
+    for params in grid_points(others):
         forest = RandomForestRegressor(n_estimators=sizes[-1], random_state=seed, n_jobs=n_jobs, **params)
         forest.fit(xt, yt)
-        for k, rmse in _rmse_by_forest_size(forest, xv, yv, sizes).items():
-            rmse_of[_grid_key(dict(params, n_estimators=k))] = rmse
-    grid_rmse = [(params, rmse_of[_grid_key(params)]) for params in _grid_points(grid)]
+        for k, rmse in rmse_by_forest_size(forest, xv, yv, sizes).items():
+            rmse_of[grid_key(dict(params, n_estimators=k))] = rmse
+    grid_rmse = [(params, rmse_of[grid_key(params)]) for params in grid_points(grid)]
     best_params, best_rmse = min(grid_rmse, key=lambda pr: pr[1])   # min keeps the first of ties
     model = RandomForestRegressor(random_state=seed, n_jobs=n_jobs, **best_params).fit(xt, yt)
     return RandomForestFit(model, best_params, best_rmse, grid_rmse)
@@ -314,7 +315,7 @@ class MeanPredictor:
     value: float
 
     def predict(self, x) -> np.ndarray:
-        return np.full(len(_np(x)), self.value)
+        return np.full(len(to_numpy(x)), self.value)
 
     @property
     def chosen(self) -> dict:
@@ -324,7 +325,7 @@ class MeanPredictor:
 def mean_predictor(x_train, y_train, x_val=None, y_val=None, *, seed: int | None = None) -> MeanPredictor:
     """The train-target mean as a fit method (features, validation set and ``seed`` unused;
     they are accepted so that :func:`repeated_fits` can run it like the others)."""
-    return MeanPredictor(float(_targets(y_train).mean()))
+    return MeanPredictor(float(as_targets(y_train).mean()))
 
 
 # ---------------------------------------------------------------------------- repeated fits
@@ -388,7 +389,7 @@ def repeated_fits(method: str | Callable, x_train, y_train, x_val, y_val, x_test
         raise ValueError(f"seeds must be distinct (repeating one only repeats a fit), got {seeds}")
     name = method if isinstance(method, str) else getattr(method, "__name__", repr(method))
     fit = fit_methods(protocol)[method] if isinstance(method, str) else method
-    y_test = _targets(y_test)
+    y_test = as_targets(y_test)
     per_seed = []
     for seed in seeds:
         model = fit(x_train, y_train, x_val, y_val, seed=seed, **method_kwargs)
@@ -415,7 +416,7 @@ def grouped_cv_splits(groups, n_folds: int = 5, seed: int = 0,
     ``val_fraction > 0``); the rest is train. Index arrays are sorted int64; the same arguments
     give the same splits.
     """
-    groups = _np(groups)
+    groups = to_numpy(groups)
     if groups.ndim != 1:
         raise ValueError(f"groups must have shape [N], got {groups.shape}")
     labels, group_of = np.unique(groups, return_inverse=True)   # group_of [N]: index into labels

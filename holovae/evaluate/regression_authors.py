@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .latent import _np, _single_thread
-from .regression import PAPER_GRID, _grid_key, _grid_points, _rmse_by_forest_size, _targets
+from .latent import single_thread, to_numpy
+from .regression import PAPER_GRID, as_targets, grid_key, grid_points, rmse_by_forest_size
 
 __all__ = ["N_BAGS", "GRID_REPEATS", "bootstrap_indices", "forest_states", "BaggedForest", "fit_bagged_forest",
            "AuthorsLinear", "fit_linear_authors"]
@@ -75,7 +75,7 @@ class BaggedForest:
 
     def predict(self, x) -> np.ndarray:
         """``x [N, d]`` -> the mean of the forests' predictions ``[N]``."""
-        x = _np(x)
+        x = to_numpy(x)
         return np.mean(np.vstack([m.predict(x) for m in self.models]), axis=0)
 
     @property
@@ -102,8 +102,8 @@ def fit_bagged_forest(x_train, y_train, x_val, y_val, *, grid: dict[str, list] |
     grid.setdefault("n_estimators", [100])
     sizes = sorted(set(grid["n_estimators"]))
     others = {k: v for k, v in grid.items() if k != "n_estimators"}
-    xt, xv = _np(x_train), _np(x_val)
-    yt, yv = _targets(y_train), _targets(y_val)
+    xt, xv = to_numpy(x_train), to_numpy(x_val)
+    yt, yv = as_targets(y_train), as_targets(y_val)
     if len(xv) == 0:
         raise ValueError("the random-forest grid needs a validation set to choose from")
     rows = bootstrap_indices(len(xt), seed)
@@ -111,14 +111,14 @@ def fit_bagged_forest(x_train, y_train, x_val, y_val, *, grid: dict[str, list] |
     states = forest_states(seed, max(n_bags, grid_repeats))
 
     sums: dict[tuple, float] = {}
-    for params in _grid_points(others):
+    for params in grid_points(others):
         for r in range(grid_repeats):
             forest = RandomForestRegressor(n_estimators=sizes[-1], random_state=states[r], n_jobs=n_jobs, **params)
             forest.fit(xb, yb)
-            for k, rmse in _rmse_by_forest_size(forest, xv, yv, sizes).items():
-                key = _grid_key(dict(params, n_estimators=k))
+            for k, rmse in rmse_by_forest_size(forest, xv, yv, sizes).items():
+                key = grid_key(dict(params, n_estimators=k))
                 sums[key] = sums.get(key, 0.0) + rmse
-    grid_rmse = [(params, sums[_grid_key(params)] / grid_repeats) for params in _grid_points(grid)]
+    grid_rmse = [(params, sums[grid_key(params)] / grid_repeats) for params in grid_points(grid)]
     best_params, best_rmse = min(grid_rmse, key=lambda pr: pr[1])   # min keeps the first of ties
     models = [RandomForestRegressor(random_state=states[k], n_jobs=n_jobs, **best_params).fit(xb, yb)
               for k in range(n_bags)]
@@ -144,7 +144,7 @@ class AuthorsLinear:
     def predict(self, x) -> np.ndarray:
         """``x [N, d]`` -> ``[N]``: each stage's ``x @ w + b`` in float32 (as the authors' torch
         forward), averaged over the stages in float64."""
-        x = torch.as_tensor(_np(x), dtype=torch.float32)
+        x = torch.as_tensor(to_numpy(x), dtype=torch.float32)
         preds = [(x @ torch.from_numpy(w) + b).numpy().astype(np.float64) for w, b in zip(self.weights, self.biases)]
         return np.mean(np.vstack(preds), axis=0)
 
@@ -162,7 +162,7 @@ def fit_linear_authors(x_train, y_train, x_val=None, y_val=None, *, seed: int, e
     default bound 1/sqrt(d), from ``torch.Generator().manual_seed(seed)``; the authors' came from
     the unseeded global RNG) and the batch order (a second generator with the same seed feeding
     the ``DataLoader``, as the authors' fixed ``seed=100000`` one did)."""
-    with _single_thread():
+    with single_thread():
         return _fit_linear_authors(x_train, y_train, seed, epochs, lr, batch_size, n_bags)
 
 
@@ -170,7 +170,7 @@ def _fit_linear_authors(x_train, y_train, seed, epochs, lr, batch_size, n_bags) 
     """The body of :func:`fit_linear_authors` (same arguments)."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    xt, yt = _np(x_train).astype(np.float64), _targets(y_train)
+    xt, yt = to_numpy(x_train).astype(np.float64), as_targets(y_train)
     if len(xt) != len(yt):
         raise ValueError("features and targets differ in length")
     if n_bags < 1:

@@ -8,7 +8,7 @@ from e3nn import o3
 
 
 @functools.lru_cache(maxsize=None)
-def _l1_basis() -> torch.Tensor:
+def l1_basis() -> torch.Tensor:
     """``M [3, 3]``, orthogonal, with ``v_e3nn = M @ v_xyz`` for degree-1 features.
 
     Read off e3nn itself rather than assumed, because e3nn has changed the order of its l = 1
@@ -23,12 +23,12 @@ def _l1_basis() -> torch.Tensor:
 
 def vectors_to_cartesian(v: torch.Tensor) -> torch.Tensor:
     """Degree-1 features in e3nn components ``[..., 3]`` -> Cartesian (x, y, z)."""
-    return v @ _l1_basis().to(v)
+    return v @ l1_basis().to(v)
 
 
 def cartesian_to_vectors(v: torch.Tensor) -> torch.Tensor:
     """Cartesian ``[..., 3]`` -> degree-1 features in e3nn components."""
-    return v @ _l1_basis().to(v).T
+    return v @ l1_basis().to(v).T
 
 
 def gram_schmidt(v1: torch.Tensor, v2: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:

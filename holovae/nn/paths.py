@@ -1,9 +1,10 @@
 """Which (l1, l2) -> l3 paths a CG tensor product keeps.
 
-The H-(V)AE "efficient" rule (hyperparameters.md): for every output degree l3, take the graph
-whose nodes are the input degrees and whose edges are the triangle-allowed pairs l1 != l2,
-weighted by the cost (2 l1 + 1)(2 l2 + 1); keep a minimum spanning tree (forest) of it, so every
-input degree still talks to every other one at the lowest cost; add all (l, l) -> l3 pairs.
+The paper's "efficient" tensor product (ETP, its appendix; the authors' ``ls_nonlin_rule:
+efficient``): for every output degree l3, take the graph whose nodes are the input degrees and
+whose edges are the triangle-allowed pairs l1 != l2, weighted by the cost (2 l1 + 1)(2 l2 + 1);
+keep a minimum spanning tree (forest) of it, so every input degree still talks to every other
+one at the lowest cost; add all (l, l) -> l3 pairs.
 This keeps 191 triples at L = 10 -> 10 and 73 at L = 6 -> 6 (the full product has 381 / 106).
 """
 from __future__ import annotations
@@ -17,7 +18,8 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 Triple = tuple[int, int, int]
 
 
-def _allowed(l1: int, l2: int, l3: int) -> bool:
+def path_allowed(l1: int, l2: int, l3: int) -> bool:
+    """Whether degrees l1 and l2 couple to l3 (the triangle rule ``|l1 - l2| <= l3 <= l1 + l2``)."""
     return abs(l1 - l2) <= l3 <= l1 + l2
 
 
@@ -32,13 +34,13 @@ def efficient_paths(degrees_in: tuple[int, ...], lmax_out: int) -> tuple[Triple,
     keep: set[Triple] = set()
     for l3 in range(lmax_out + 1):
         for l in degs:
-            if _allowed(l, l, l3):
+            if path_allowed(l, l, l3):
                 keep.add((l, l, l3))
         n = len(degs)
         w = np.zeros((n, n))
         for a in range(n):
             for b in range(a + 1, n):
-                if _allowed(degs[a], degs[b], l3):
+                if path_allowed(degs[a], degs[b], l3):
                     w[a, b] = (2 * degs[a] + 1) * (2 * degs[b] + 1)
         mst = minimum_spanning_tree(csr_matrix(w)).tocoo()
         for a, b in zip(mst.row, mst.col):
@@ -52,7 +54,7 @@ def full_paths(degrees_in: tuple[int, ...], lmax_out: int) -> tuple[Triple, ...]
     """Every triangle-allowed ``(l1, l2, l3)`` with l1 <= l2 and l3 <= lmax_out."""
     degs = sorted(degrees_in)
     keep = [(l1, l2, l3) for l3 in range(lmax_out + 1) for i, l1 in enumerate(degs)
-            for l2 in degs[i:] if _allowed(l1, l2, l3)]
+            for l2 in degs[i:] if path_allowed(l1, l2, l3)]
     return tuple(sorted(keep, key=lambda t: (t[2], t[0], t[1])))
 
 

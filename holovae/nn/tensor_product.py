@@ -1,12 +1,16 @@
 """Clebsch-Gordan tensor products of a steerable tensor with itself (the H-(V)AE nonlinearity).
 
-Two implementations of the same channel-wise product:
+Implementations of the same channel-wise product (:data:`IMPLEMENTATIONS`, the model key
+``tp_implementation``):
 
 * ``"reference"``: one dense einsum per (l1, l2, l3) path, as the authors computed it. Kept
   as the test oracle and the benchmark baseline.
-* ``"fast"``: the sparse form of :mod:`holovae.nn.cg_entries`, run by a small fused C kernel
-  on CPU (:mod:`holovae.nn.fused_cg`) or, on CUDA or when the kernel cannot be built, by a
-  pure-torch pair-gather + CSR matmul. Both have hand-written backward passes.
+* ``"fused"``: the sparse form of :mod:`holovae.nn.cg_entries`, run by a small fused C kernel
+  (:mod:`holovae.nn.fused_cg`; CPU only);
+* ``"sparse"``: the same sparse form as a pure-torch pair-gather + CSR matmul (any device);
+* ``"auto"`` (default): ``"fused"`` on CPU when the kernel builds, else ``"sparse"``.
+
+``"fused"`` and ``"sparse"`` have hand-written backward passes.
 
 The channel-mixing ("full") product of the Table S8 ablation uses the reference algorithm.
 """

@@ -164,14 +164,14 @@ def check_mst_unique(tp_module) -> Optional[str]:
     the same set whenever the edge costs (2 l1 + 1)(2 l2 + 1) of a degree's candidate pairs are
     distinct (a unique MST). A tie could make the two pick different pairs: returned as a reason
     (none at lmax <= 6, the published models)."""
-    from ..nn.paths import _allowed
+    from ..nn.paths import path_allowed
 
     degs = tp_module.degrees_in
     for l3 in range(tp_module.lmax_out + 1):
         costs: dict = {}
         for i, a in enumerate(degs):
             for b in degs[i + 1:]:
-                if _allowed(a, b, l3):
+                if path_allowed(a, b, l3):
                     costs.setdefault((2 * a + 1) * (2 * b + 1), []).append((a, b))
         ties = [pairs for pairs in costs.values() if len(pairs) > 1]
         if ties:
@@ -217,9 +217,9 @@ def _frame_factors():
     from e3nn's degree-1 basis M (v_e3nn = M v_xyz, M = s Q with Q a rotation or reflection)."""
     import torch
 
-    from ..models.frame import _l1_basis
+    from ..models.frame import l1_basis
 
-    M = _l1_basis()
+    M = l1_basis()
     s = float(M[0].norm())
     Q = M / s
     if not torch.allclose(Q @ Q.T, torch.eye(3, dtype=Q.dtype), atol=1e-12):

@@ -18,7 +18,7 @@ def paper_files() -> list[str]:
                   if p.name.endswith(".csv"))
 
 
-def _cell(text: str):
+def paper_cell(text: str):
     """Numbers become int/float so they compare with ours; lists, '227k', labels stay text."""
     if text == "":
         return None
@@ -36,4 +36,4 @@ def load_paper(filename: str) -> list[dict]:
         text = _text(filename)
     except FileNotFoundError:
         raise ValueError(f"no packaged paper table {filename!r} (have: {', '.join(paper_files())})") from None
-    return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]
+    return [{k: paper_cell(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text))]

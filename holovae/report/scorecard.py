@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .paper import _cell
+from .paper import paper_cell
 
 __all__ = ["Tolerance", "TOLERANCES", "score_table", "render_scorecard", "LEDGER_SECTIONS"]
 
@@ -106,7 +106,7 @@ def _same(a, b) -> bool:
 
 def parse_cell(text: str):
     """A CSV cell: numbers as numbers (also the paper's '227k', '1.6M'), else text, '' as None."""
-    value = _cell(text)
+    value = paper_cell(text)
     if isinstance(value, str) and len(value) > 1 and value[-1] in "kM":
         try:
             return float(value[:-1]) * (1e3 if value[-1] == "k" else 1e6)

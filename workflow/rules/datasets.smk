@@ -101,6 +101,9 @@ def protein_figures():
     variant = (PROTEINS.get("figures") or {}).get("umap_variant")
     if not variant:
         return {}
+    if variant not in protein_variants():
+        raise ValueError(f"config proteins.figures.umap_variant: {variant!r} is not a protein variant "
+                         f"({', '.join(protein_variants())}); name one, or null for no Figure 4B")
     return {f"fig4B_umap_{variant}": figure_of_model("proteins", variant, "umap", "--color-by secondary_structure",
                                                      caption="figure4.rst")}
 
