@@ -8,6 +8,12 @@ per unique (n, l) ``scipy.special.hyp2f1`` on all atoms, per unique (l, m) compl
 ``scipy.special.sph_harm_y``, an einsum over (channel, nlm, atom), then complex -> real SH per
 degree. Ours: :func:`holovae.transforms.zernike_transform` on a ragged batch.
 The two agree on every per-(channel, n, l) norm (basis-independent), checked before timing.
+
+With ``authors`` (``run.py --authors PATH``) the authors' own transform is timed too, on the
+first ``authors_neighbourhoods`` of the same neighbourhoods: ``get_hologram`` of their
+``preprocessing_faster`` pipeline (see ``authors.py`` for why that one and what glue it needs),
+its per-(channel, n, l) norms checked proportional to ours (one global factor: their
+normalisation of the spherical harmonics) before timing; the three are timed interleaved.
 """
 from __future__ import annotations
 
@@ -23,12 +29,13 @@ import torch
 from scipy.special import binom, hyp2f1, sph_harm_y
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import per_second, record  # noqa: E402
+from _common import conditions, interleaved, per_second, ratio, record  # noqa: E402
 
 from holovae.transforms import n_radial, zernike_transform  # noqa: E402
 
 CONFIG = dict(atoms=500, r_max=10.0, n_channels=4, lmax=6, n_max=20, radial="authors",
-              normalization="square", baseline_neighbourhoods=5, fast_neighbourhoods=1000)
+              normalization="square", baseline_neighbourhoods=5, fast_neighbourhoods=1000, authors_neighbourhoods=20)
+ELEMENTS = ["C", "N", "O", "S"]
 
 
 def synthetic_neighbourhoods(n: int, atoms: int, r_max: float, seed: int = 0):
@@ -100,8 +107,37 @@ def _norms_ours(f: torch.Tensor, n_channels, lmax, n_max):
     return torch.cat(norms, dim=1)
 
 
-def run(out_dir, device: str = "cpu") -> list[dict]:
-    """Time both implementations; write ``<out_dir>/zft.json``; return the records."""
+def _authors_norms(hologram: dict, lmax: int) -> np.ndarray:
+    """Per-(channel, n, l) norms of their ``get_hologram`` output ``{str(l): [C * n_l, 2l+1]}``
+    (rows: channel-major, then n, as ours)."""
+    return np.concatenate([np.linalg.norm(hologram[str(l)], axis=1) for l in range(lmax + 1)])
+
+
+def _authors_contender(authors, pts, ch, off, cfg, ours_norms):
+    """Their transform on the first ``authors_neighbourhoods`` neighbourhoods, checked, as a
+    ``(fn, items)`` contender; and the largest relative deviation from proportionality."""
+    get_hologram = authors.get_hologram()
+    na = cfg["authors_neighbourhoods"]
+    ks = np.arange(cfg["n_max"] + 1)
+    n_combi = [cfg["n_channels"] * int(np.count_nonzero((ks >= l) & (ks % 2 == l % 2))) for l in range(cfg["lmax"] + 1)]
+    nbs = [authors.neighbourhood(pts[off[b]:off[b + 1]].numpy(), ch[off[b]:off[b + 1]].numpy(), ELEMENTS)
+           for b in range(na)]
+
+    def fn():
+        return [get_hologram(nh, cfg["lmax"], ks, n_combi, cfg["r_max"], mode="ns", channels=ELEMENTS,
+                             rst_normalization=cfg["normalization"])[0] for nh in nbs]
+    theirs = np.stack([_authors_norms(h, cfg["lmax"]) for h in fn()])
+    mine = ours_norms[:na].numpy()
+    factor = np.median(theirs[mine > 1e-6 * mine.max()] / mine[mine > 1e-6 * mine.max()])
+    dev = float(np.abs(theirs - factor * mine).max() / np.abs(theirs).max())
+    if dev > 1e-4:   # their float32 output
+        raise AssertionError(f"the authors' get_hologram and holovae disagree (max deviation {dev:.2e} "
+                             f"from one global factor {factor:.4g})")
+    return (fn, na), dev, float(factor)
+
+
+def run(out_dir, device: str = "cpu", authors=None) -> list[dict]:
+    """Time the implementations; write ``<out_dir>/zft.json``; return the records."""
     cfg = CONFIG
     kw = dict(n_channels=cfg["n_channels"], lmax=cfg["lmax"], n_max=cfg["n_max"], r_max=cfg["r_max"],
               radial=cfg["radial"], normalization=cfg["normalization"])
@@ -122,11 +158,37 @@ def run(out_dir, device: str = "cpu") -> list[dict]:
     if err > 1e-8 * np.abs(np.stack(base)).max():
         raise AssertionError(f"baseline and holovae disagree (max norm difference {err:.2e})")
 
-    fast_per_s = per_second(lambda: zernike_transform(pts, ch, off, **kw), items=cfg["fast_neighbourhoods"],
-                            min_time=3.0)
+    fast = (lambda: zernike_transform(pts, ch, off, **kw), cfg["fast_neighbourhoods"])
     config = dict(cfg, max_norm_difference=float(err), transform_device="cpu")
-    return [record(name="zft", config=config, baseline_per_s=baseline_per_s, fast_per_s=fast_per_s,
-                   device="cpu", out_dir=out_dir, unit="neighbourhoods/s")]
+    if authors is None:
+        fast_per_s = per_second(*fast, min_time=3.0)
+        return [record(name="zft", config=config, baseline_per_s=baseline_per_s, fast_per_s=fast_per_s,
+                       device="cpu", out_dir=out_dir, unit="neighbourhoods/s")]
+
+    n_auth = cfg["authors_neighbourhoods"]
+    ours_norms = _norms_ours(zernike_transform(pts[: off[n_auth]], ch[: off[n_auth]], off[: n_auth + 1],
+                                               dtype=torch.float64, **kw), cfg["n_channels"], cfg["lmax"], cfg["n_max"])
+    theirs, dev, factor = _authors_contender(authors, pts, ch, off, cfg, ours_norms)
+
+    def reference():
+        for b in range(nb):
+            s = slice(int(off[b]), int(off[b + 1]))
+            baseline_one(pts[s].double().numpy(), ch[s].numpy(), cfg["n_channels"], cfg["lmax"], cfg["n_max"],
+                         cfg["r_max"])
+    before = conditions()
+    rates = interleaved({"authors": theirs, "reference": (reference, nb), "auto": fast}, rounds=5, min_time=2.0)
+    med = {k: sorted(v)[len(v) // 2] for k, v in rates.items()}
+    extra = {"rounds": 5, "rates": {k: [round(r, 2) for r in v] for k, v in rates.items()},
+             "authors_per_s": round(med["authors"], 3),
+             "speedup_vs_authors": ratio(rates["auto"], rates["authors"])["median"],
+             "speedup_vs_authors_range": ratio(rates["auto"], rates["authors"]),
+             "reference_vs_authors": ratio(rates["reference"], rates["authors"]),
+             "authors_code": authors.describe(),
+             "authors_function": "experiments/protein_neighborhoods/src/preprocessing_faster/utils/zernikegrams.py:get_hologram",
+             "authors_max_deviation_from_proportional": dev, "authors_global_factor": factor,
+             "conditions": {"before": before, "after": conditions()}}
+    return [record(name="zft", config=config, baseline_per_s=med["reference"], fast_per_s=med["auto"],
+                   device="cpu", out_dir=out_dir, unit="neighbourhoods/s", extra=extra)]
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed as dist_utils
+from .data.stream import TensorRows, as_rows, default_block_rows, epoch_order, reader, scan, scan_blocks
 from .atomic import write_json_atomic
 from .fields import check_fields
 from .losses import (LR_SCHEDULES, cosine_loss, kl_divergence, kl_weight, learning_rate, scaled_mse,
@@ -36,6 +37,10 @@ class TrainConfig:
     """Optimisation settings. Every field is type- and range-checked on construction (errors name
     the key, ``train.<name>``); ``lr_end`` / ``lr_decay_epochs`` default to ``lr / 10`` / ``no_kl_epochs``
     (the authors' ``log_decrease_until_end_of_warmup``). ``device``: "auto", "cpu", "cuda[:n]".
+
+    ``data``: "memory" reads the HDF5 splits whole and shuffles rows uniformly; "stream" reads
+    every batch from the files (:mod:`holovae.data.stream`), the order shuffled by blocks of the
+    file's chunks and by rows within windows of ``stream_window`` chunks.
 
     The fidelity ledger (docs/fidelity.md) says which value each experiment uses and why.
     """
@@ -56,6 +61,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = False
+    data: str = field(default="memory", metadata={"choices": ("memory", "stream")})
+    stream_window: int = field(default=64, metadata={"min": 1})
     num_threads: Optional[int] = field(default=None, metadata={"min": 1})
     progress: bool = True
 
@@ -98,63 +105,127 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def normalizing_constant(x: torch.Tensor, irreps) -> float:
-    """Mean over samples of ``sqrt(sum_f x_f^2 / (2 l_f + 1))``, the authors' normalising constant
-    (the paper's appendix; docs/fidelity.md#loss)."""
+def normalizing_constant(x, irreps, rank: int = 0, world: int = 1, device="cpu") -> float:
+    """Mean over samples of ``sqrt(sum_f x_f^2 / (2 l_f + 1))`` (the authors' normalising constant: the paper's appendix,
+    docs/fidelity.md#loss) of
+    ``x [N, dim]``: a tensor or a row source (:mod:`holovae.data.stream`), read in one pass.
+
+    Summed in float64 over fixed blocks of rows (:func:`~holovae.data.stream.scan_blocks`),
+    then block after block, so the value is the same to the bit in memory and streamed, and
+    over ``world`` processes (process ``rank`` reads the blocks ``rank, rank + world, ...``; the
+    block sums are all-reduced on ``device``, each block non-zero on one process: exact). Raises
+    ``ValueError`` naming the rows where the data hold NaN or inf (on every process).
+    """
     from .losses import degree_weights
+    rows = as_rows(x, "training")
     w = degree_weights(irreps).to(torch.float64) ** 2          # 2l+1
-    return float(torch.sqrt((x.to(torch.float64) ** 2 / w).sum(dim=1)).mean())
+
+    def block_sum(b: torch.Tensor) -> float:
+        return float(torch.sqrt((b.to(torch.float64) ** 2 / w).sum(dim=1)).sum())
+
+    n_blocks = len(scan_blocks(len(rows), rows.dim))
+    error = None
+    try:
+        sums = scan(rows, block_sum, range(rank, n_blocks, world), prefetch=0 if isinstance(rows, TensorRows) else 2)
+    except ValueError as exc:
+        if world == 1:
+            raise
+        error, sums = exc, {}
+    if world > 1:   # the block sums and a NaN flag, from every process
+        t = torch.zeros(n_blocks + 1, dtype=torch.float64)
+        t[list(sums)] = torch.tensor(list(sums.values()), dtype=torch.float64)
+        t[-1] = error is not None
+        t = dist_utils.all_reduce_sum(t.to(device)).cpu()
+        if error is not None:
+            raise error
+        if t[-1] > 0:
+            raise ValueError(f"{rows.name}: NaN/inf coefficients (found by another process)")
+        values = t[:-1].tolist()
+    else:
+        values = [sums[i] for i in range(n_blocks)]
+    total = 0.0
+    for v in values:
+        total += v
+    return total / len(rows)
 
 
-def _batches(n: int, batch_size: int, generator: Optional[torch.Generator]):
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    for s in range(0, n, batch_size):
-        yield order[s:s + batch_size]
 
 
 _METRICS = ("loss", "mse", "kl", "cosine", "cosine_weighted")
 
 
 @torch.no_grad()
-def evaluate(model: HVAE, x: torch.Tensor, cfg: TrainConfig, lambda_kl: float, device: torch.device) -> dict:
+def evaluate(model: HVAE, x, cfg: TrainConfig, lambda_kl: float, device: torch.device) -> dict:
     """Mean loss terms and cosine metrics of ``model`` (eval mode: running batch-norm
-    statistics) on ``x [N, dim]``. The MSE is on normalised data, as in training; a VAE samples
-    ``z`` when ``cfg.val_sample_z`` (the authors' validation does: their reparameterisation
-    always samples), so the validation loss estimates the training objective."""
-    sums = _evaluate_sums(model, x, cfg, lambda_kl, device)
-    return {k: v / len(x) for k, v in sums.items()}
+    statistics) on ``x [N, dim]`` (a tensor or a row source, :mod:`holovae.data.stream`). The
+    MSE is on normalised data, as in training; a VAE samples ``z`` when ``cfg.val_sample_z``
+    (the authors' validation does: their reparameterisation always samples), so the validation
+    loss estimates the training objective."""
+    rows = as_rows(x, "validation")
+    sums = _evaluate_sums(model, rows, 0, len(rows), cfg, lambda_kl, device)
+    return {k: v / len(rows) for k, v in sums.items()}
 
 
-def _evaluate_distributed(model: HVAE, x: torch.Tensor, cfg: TrainConfig, lambda_kl: float,
+def _shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """Rows ``[a, b)`` of shard ``rank``: ``torch.tensor_split``'s contiguous shards."""
+    q, r = divmod(n, world)
+    a = rank * q + min(rank, r)
+    return a, a + q + (rank < r)
+
+
+def _evaluate_distributed(model: HVAE, x, cfg: TrainConfig, lambda_kl: float,
                           device: torch.device, rank: int, world: int) -> dict:
     """:func:`evaluate` with every process scoring its contiguous shard of ``x``, sums all-reduced."""
-    sums = _evaluate_sums(model, x.tensor_split(world)[rank], cfg, lambda_kl, device)
+    rows = as_rows(x, "validation")
+    sums = _evaluate_sums(model, rows, *_shard_bounds(len(rows), rank, world), cfg, lambda_kl, device)
     t = dist_utils.all_reduce_sum(torch.tensor([sums[k] for k in _METRICS], dtype=torch.float64, device=device))
-    return {k: float(v) / len(x) for k, v in zip(_METRICS, t.tolist())}
+    return {k: float(v) / len(rows) for k, v in zip(_METRICS, t.tolist())}
 
 
 @torch.no_grad()
-def _evaluate_sums(model: HVAE, x: torch.Tensor, cfg: TrainConfig, lambda_kl: float, device: torch.device) -> dict:
+def _evaluate_sums(model: HVAE, rows, a: int, b: int, cfg: TrainConfig, lambda_kl: float,
+                   device: torch.device) -> dict:
+    """Metric sums over rows ``[a, b)``, in batches of ``max(batch_size, 256)`` (read ahead
+    in a background thread when streamed)."""
     model.eval()
     sums = {"loss": 0.0, "mse": 0.0, "kl": 0.0, "cosine": 0.0, "cosine_weighted": 0.0}
-    for idx in _batches(len(x), max(cfg.batch_size, 256), None):
-        xb = x[idx].to(device)
-        out = model(xb, sample=cfg.val_sample_z)
-        mse = scaled_mse(out["x_rec"], xb, cfg.lambda_x, model.input_scale)
-        kl = kl_divergence(out["z_mean"], out["z_log_var"]) if out["z_log_var"] is not None else torch.zeros(())
-        n = len(idx)
-        sums["mse"] += float(mse) * n
-        sums["kl"] += float(kl) * n
-        sums["loss"] += float(mse + lambda_kl * kl) * n
-        sums["cosine"] += float(cosine_loss(out["x_rec"], xb).sum())
-        sums["cosine_weighted"] += float(weighted_cosine_loss(out["x_rec"], xb, model.config.irreps_in).sum())
+    step = max(cfg.batch_size, 256)
+    spans = [(s, min(b, s + step)) for s in range(a, b, step)]
+    with reader(((lambda s=s, e=e: rows.slice(s, e)) for s, e in spans), _prefetch(rows)) as batches:
+        for xb in batches:
+            sums = _add_batch_metrics(model, xb.to(device), cfg, lambda_kl, sums)
     return sums
 
 
-def train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, cfg: TrainConfig,
+def _prefetch(rows) -> int:
+    """Batches read ahead: none in memory, a few from a file."""
+    return 0 if isinstance(rows, TensorRows) else 3
+
+
+def _add_batch_metrics(model: HVAE, xb: torch.Tensor, cfg: TrainConfig, lambda_kl: float, sums: dict) -> dict:
+    out = model(xb, sample=cfg.val_sample_z)
+    mse = scaled_mse(out["x_rec"], xb, cfg.lambda_x, model.input_scale)
+    kl = kl_divergence(out["z_mean"], out["z_log_var"]) if out["z_log_var"] is not None else torch.zeros(())
+    n = len(xb)
+    sums["mse"] += float(mse) * n
+    sums["kl"] += float(kl) * n
+    sums["loss"] += float(mse + lambda_kl * kl) * n
+    sums["cosine"] += float(cosine_loss(out["x_rec"], xb).sum())
+    sums["cosine_weighted"] += float(weighted_cosine_loss(out["x_rec"], xb, model.config.irreps_in).sum())
+    return sums
+
+
+def train(model_config: HVAEConfig, train_x, val_x, cfg: TrainConfig,
           out_dir, on_epoch: Optional[Callable[[dict], None]] = None,
           distributed: Optional[bool] = None, model_extra: Optional[dict] = None) -> HVAE:
     """Train an H-(V)AE; write ``out_dir/{best.pt,last.pt,history.json}``. Returns the best model.
+
+    ``train_x`` / ``val_x``: ``[N, dim]`` tensors, or row sources read batch by batch
+    (:class:`holovae.data.stream.H5Rows`, what ``holovae train`` passes with ``train.data:
+    stream``). The batch order follows ``cfg.data``: "memory" a uniform shuffle of the rows,
+    "stream" the block-wise shuffle of :func:`holovae.data.stream.epoch_order` (blocks: the
+    file's chunks; for a tensor, the chunks :func:`~holovae.data.hdf5.write_dataset` would
+    write), so a tensor and its file give the same batches.
 
     ``last.pt`` is the resume checkpoint, written after every epoch: a rerun resumes from it when
     it belongs to the same settings and data, and starts over (logged) when they changed. It holds
@@ -170,7 +241,8 @@ def train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, 
     creates the group from the torchrun environment if needed (and leaves it at the end),
     ``False`` never (every process trains alone, batch statistics unsynchronised).
 
-    Data-parallel semantics: every process holds the whole data set, draws the same seeded
+    Data-parallel semantics: every process holds the whole data set (or, streamed, reads only
+    its shards of the batches, and its share of the normalising-constant pass), draws the same seeded
     order of global batches of ``cfg.batch_size`` and takes its contiguous shard of each
     (sizes differing by at most one); the model is wrapped in ``DistributedDataParallel`` and the
     batch norms use the global batch's statistics; each process weights its shard's mean loss
@@ -207,16 +279,16 @@ def _validation_steps(n_batches: int, per_epoch: int) -> set[int]:
     return {i for i in range(n_batches) if i % every == every - 1}
 
 
-def _identity(model_config: HVAEConfig, cfg: TrainConfig, train_x: torch.Tensor, val_x: torch.Tensor,
-              scale: float) -> dict:
+def _identity(model_config: HVAEConfig, cfg: TrainConfig, train_rows, val_rows, scale: float) -> dict:
     """What a resume checkpoint must match: the settings that shape the run and a fingerprint
-    of the data (sizes and normalising constant)."""
-    skip = ("progress", "device", "num_threads")
+    of the data (sizes and normalising constant). The streaming keys only when streamed (a
+    memory run keeps the identity it had before they existed)."""
+    skip = ("progress", "device", "num_threads") + (("data", "stream_window") if cfg.data == "memory" else ())
     return {"model": model_config.to_dict(), "train": {k: v for k, v in asdict(cfg).items() if k not in skip},
-            "data": {"train": list(train_x.shape), "val": list(val_x.shape), "scale": scale}}
+            "data": {"train": [len(train_rows), train_rows.dim], "val": [len(val_rows), val_rows.dim], "scale": scale}}
 
 
-def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor, cfg: TrainConfig,
+def _train(model_config: HVAEConfig, train_x, val_x, cfg: TrainConfig,
            out_dir, on_epoch: Optional[Callable[[dict], None]], parallel: bool, unsynced: bool,
            model_extra: dict) -> HVAE:
     out = Path(out_dir)
@@ -226,14 +298,19 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
     device = dist_utils.device_for(cfg.device) if parallel else resolve_device(cfg.device)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    if len(train_x) < 2 or len(val_x) == 0:
-        raise ValueError(f"need at least 2 training and 1 validation samples, got {len(train_x)} and {len(val_x)}")
-    for name, x in (("training", train_x), ("validation", val_x)):
-        if not torch.isfinite(x).all():
+    train_rows, val_rows = as_rows(train_x, "training"), as_rows(val_x, "validation")
+    if len(train_rows) < 2 or len(val_rows) == 0:
+        raise ValueError(f"need at least 2 training and 1 validation samples, got {len(train_rows)} and {len(val_rows)}")
+    for name, rows in (("training", train_rows), ("validation", val_rows)):
+        if isinstance(rows, TensorRows) and not torch.isfinite(rows.x).all():
             raise ValueError(f"{name} coefficients contain NaN or inf")
     seed_everything(cfg.seed)
     model = HVAE(model_config)
-    scale = normalizing_constant(train_x, model_config.irreps_in)
+    # streamed: one pass over the files (shared among the processes), which also finds NaN/inf
+    share = (rank, world, device) if parallel and not isinstance(train_rows, TensorRows) else ()
+    scale = normalizing_constant(train_rows, model_config.irreps_in, *share)
+    if not isinstance(val_rows, TensorRows):   # the pass for its NaN/inf check only
+        normalizing_constant(val_rows, model_config.irreps_in, *share)
     if not scale > 0:
         raise ValueError("the training coefficients are all zero: nothing to learn")
     model.input_scale.fill_(scale)
@@ -252,7 +329,10 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
     gen = torch.Generator().manual_seed(cfg.seed)
     start_epoch, history, best_val, best = 0, [], math.inf, None
     final_kl = cfg.lambda_kl if model_config.vae else 0.0
-    identity = _identity(model_config, cfg, train_x, val_x, scale)
+    identity = _identity(model_config, cfg, train_rows, val_rows, scale)
+    block_rows = None
+    if cfg.data == "stream":   # the file's chunks; a tensor: the chunks write_dataset would write
+        block_rows = getattr(train_rows, "block_rows", None) or default_block_rows(train_rows.dim)
 
     # The resume checkpoint is not an output Snakemake knows of, so it survives the cleanup of an
     # interrupted job; it carries everything the outputs are made of (the best state included),
@@ -289,14 +369,14 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
 
     def validate() -> dict:
         if parallel:
-            return _evaluate_distributed(model, val_x, cfg, final_kl, device, rank, world)
-        return evaluate(model, val_x, cfg, final_kl, device)
+            return _evaluate_distributed(model, val_rows, cfg, final_kl, device, rank, world)
+        return evaluate(model, val_rows, cfg, final_kl, device)
 
     if cfg.epochs == 0 and best is None:
         # the untrained model as "best": the n_train = 0 baseline of the paper's data ablation
         best = {"epoch": 0, "val": validate(), "state_dict": _cpu_state(model)}
     initial_loss = ckpt["initial_loss"] if ckpt is not None else None
-    n_batches = -(-len(train_x) // cfg.batch_size)
+    n_batches = -(-len(train_rows) // cfg.batch_size)
     checks = _validation_steps(n_batches, cfg.validations_per_epoch)
     for epoch in range(start_epoch, cfg.epochs):
         lam_kl = kl_weight(epoch, final_kl, cfg.no_kl_epochs, cfg.warmup_kl_epochs) if model_config.vae else 0.0
@@ -305,26 +385,31 @@ def _train(model_config: HVAEConfig, train_x: torch.Tensor, val_x: torch.Tensor,
         # the best model is judged with the final KL weight, i.e. once warm-up is over for a VAE
         eligible = not model_config.vae or epoch + 1 >= cfg.no_kl_epochs + cfg.warmup_kl_epochs or epoch + 1 == cfg.epochs
         tot, n, t_epoch, val_checks = 0.0, 0, time.perf_counter(), []
-        bar = tqdm(list(_batches(len(train_x), cfg.batch_size, gen)), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not cfg.progress or not main, leave=False)
-        for step, idx in enumerate(bar):
-            net.train()
-            if len(idx) >= 2 and not (parallel and len(idx) < world):
-                batch_loss = _train_step(net, model, opt, scaler, train_x, idx, cfg, lam_kl, device, use_amp,
-                                         parallel, rank, world, epoch)
-                if initial_loss is None:
-                    initial_loss = batch_loss
-                tot += batch_loss * len(idx)
-                n += len(idx)
-                bar.set_postfix(loss=f"{tot / n:.4f}")
-            elif parallel and len(idx) >= 2 and main:   # some process would get no sample: skipped
-                log.warning("epoch %d: skipping a last batch of %d < %d processes", epoch + 1, len(idx), world)
-            if step in checks:   # batch-norm statistics need two samples: 1-sample batches are skipped
-                val = validate()
-                val_checks.append(val)
-                if eligible and val["loss"] < best_val:
-                    best_val = val["loss"]
-                    best = {"epoch": epoch + 1, "step": step + 1, "val": val, "state_dict": _cpu_state(model)}
+        batches = epoch_order(len(train_rows), gen, block_rows, cfg.stream_window).split(cfg.batch_size)
+        # what each process reads of every batch (its shard; nothing of a skipped batch), read ahead when streamed
+        fetch = ((lambda i=idx: train_rows.take(i.tensor_split(world)[rank] if parallel else i))
+                 if _trained(len(idx), parallel, world) else (lambda: None) for idx in batches)
+        with reader(fetch, _prefetch(train_rows)) as fetched:
+            bar = tqdm(zip(batches, fetched), total=len(batches), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not cfg.progress or not main, leave=False)
+            for step, (idx, xb) in enumerate(bar):
+                net.train()
+                if xb is not None:
+                    batch_loss = _train_step(net, model, opt, scaler, xb, len(idx), cfg, lam_kl, device, use_amp,
+                                             parallel, world, epoch)
+                    if initial_loss is None:
+                        initial_loss = batch_loss
+                    tot += batch_loss * len(idx)
+                    n += len(idx)
+                    bar.set_postfix(loss=f"{tot / n:.4f}")
+                elif parallel and len(idx) >= 2 and main:   # some process would get no sample: skipped
+                    log.warning("epoch %d: skipping a last batch of %d < %d processes", epoch + 1, len(idx), world)
+                if step in checks:   # batch-norm statistics need two samples: 1-sample batches are skipped
+                    val = validate()
+                    val_checks.append(val)
+                    if eligible and val["loss"] < best_val:
+                        best_val = val["loss"]
+                        best = {"epoch": epoch + 1, "step": step + 1, "val": val, "state_dict": _cpu_state(model)}
         seconds = time.perf_counter() - t_epoch   # validation included when checked within the epoch
         train_loss = tot / max(n, 1)
         val = val_checks[-1]
@@ -406,14 +491,17 @@ def _diff(old: Optional[dict], new: dict) -> str:
     return f" ({'; '.join(changed[:6])})" if changed else ""
 
 
-def _train_step(net, model: HVAE, opt, scaler, train_x: torch.Tensor, idx: torch.Tensor, cfg: TrainConfig,
-                lam_kl: float, device, use_amp: bool, parallel: bool, rank: int, world: int, epoch: int) -> float:
-    """One optimiser step on the batch ``idx``; returns the batch's mean loss (global under DDP)."""
-    if parallel:
-        shard = idx.tensor_split(world)[rank]
-        xb = train_x[shard].to(device, non_blocking=True)
-    else:
-        xb = train_x[idx].to(device, non_blocking=True)
+def _trained(batch: int, parallel: bool, world: int) -> bool:
+    """Whether a batch of ``batch`` samples is trained on (batch norm needs two samples; under
+    DDP every process needs one)."""
+    return batch >= 2 and not (parallel and batch < world)
+
+
+def _train_step(net, model: HVAE, opt, scaler, xb: torch.Tensor, batch: int, cfg: TrainConfig,
+                lam_kl: float, device, use_amp: bool, parallel: bool, world: int, epoch: int) -> float:
+    """One optimiser step on ``xb``: the global batch of ``batch`` samples, or under DDP this
+    process's shard of it. Returns the batch's mean loss (global under DDP)."""
+    xb = xb.to(device, non_blocking=True)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
         o = net(xb)
         loss = scaled_mse(o["x_rec"].float(), xb, cfg.lambda_x, model.input_scale)
@@ -421,10 +509,10 @@ def _train_step(net, model: HVAE, opt, scaler, train_x: torch.Tensor, idx: torch
             loss = loss + lam_kl * kl_divergence(o["z_mean"].float(), o["z_log_var"].float())
     if parallel:
         # the global batch's mean loss, on every process (one small all-reduce per step)
-        value = dist_utils.all_reduce_sum(loss.detach().float() * len(shard)).item() / len(idx)
+        value = dist_utils.all_reduce_sum(loss.detach().float() * len(xb)).item() / batch
         # DDP averages the gradients of the processes: weight the shard's mean loss so
         # that the average is the gradient of the global batch's mean loss
-        backprop = loss * (len(shard) * world / len(idx))
+        backprop = loss * (len(xb) * world / batch)
     else:
         value = loss.item()
         backprop = loss

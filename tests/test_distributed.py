@@ -69,6 +69,7 @@ def runs(tmp_path_factory):
     from holovae.cli import main
     from holovae.config import load_run_config
     from holovae.data.hdf5 import read_dataset, write_dataset
+    from holovae.data.stream import H5Rows
     from holovae.train import train
 
     tmp = tmp_path_factory.mktemp("ddp")
@@ -93,6 +94,9 @@ def runs(tmp_path_factory):
         tr, va = read_dataset(tmp / "train.h5"), read_dataset(tmp / "val.h5")
         with pytest.raises(Stop):
             train(model_cfg, tr.coefficients, va.coefficients, train_cfg, tmp / "resumed", on_epoch=stop_after_two)
+        _, stream_cfg = load_run_config(None, SETS + ["train.data=stream"])
+        stream_cfg.progress = False
+        train(model_cfg, H5Rows(tmp / "train.h5"), H5Rows(tmp / "val.h5"), stream_cfg, tmp / "one_stream")
     finally:
         torch.set_num_threads(threads)
     assert not (tmp / "resumed" / "history.json").exists()
@@ -119,6 +123,22 @@ def test_two_processes_follow_the_single_process_trajectory(runs):
     for k in w1:
         atol = lr_sum if k.endswith(NULL_DIRECTIONS) else 1e-4
         torch.testing.assert_close(w2[k], w1[k], atol=atol, rtol=1e-4, msg=lambda m: f"{k}: {m}")
+
+
+def test_two_processes_stream_their_shards_and_follow_one_streaming_process(runs):
+    one, two = _history(runs / "one_stream"), _history(runs / "two_stream")
+    assert all(r["processes"] == 2 for r in two)
+    assert max(_rel(a["train_loss"], b["train_loss"]) for a, b in zip(one, two)) < 1e-4, (one, two)
+    assert all(_rel(a["val_loss"], b["val_loss"]) < 1e-2 for a, b in zip(one, two))
+    # each process read its shard of every batch, nothing else: torch.tensor_split's shard sizes
+    # of the batches (16, 16, 16, 5) and of the validation set (13 rows), once per epoch; plus its
+    # share of the one-block NaN/normalising passes (the single block of each file: rank 0)
+    read = [json.loads((runs / f"rows_read.{r}.json").read_text()) for r in range(2)]
+    sizes = [16, 16, 16, N_TRAIN - 48]
+    for r in range(2):
+        train_rows = EPOCHS * sum(len(torch.arange(b).tensor_split(2)[r]) for b in sizes) + (N_TRAIN if r == 0 else 0)
+        val_rows = EPOCHS * len(torch.arange(N_VAL).tensor_split(2)[r]) + (N_VAL if r == 0 else 0)
+        assert read[r] == [train_rows, val_rows], (r, read[r])
 
 
 def test_two_processes_resume_a_single_process_run(runs):
@@ -233,6 +253,15 @@ def _distributed_script(tmp: Path) -> None:
         # mode detected from the torchrun environment, then forced with --distributed
         assert main(["train", *common, *sets, "--out", str(tmp / "two")]) == 0
         assert main(["train", *common, *sets, "--out", str(tmp / "resumed"), "--distributed"]) == 0
+        # streamed: every process reads only its shards; the counts are checked by the test
+        from holovae.config import load_run_config
+        from holovae.data.stream import H5Rows
+        from holovae.train import train
+        model_cfg, stream_cfg = load_run_config(None, SETS + ["train.data=stream"])
+        stream_cfg.progress = False
+        tr, va = H5Rows(tmp / "train.h5"), H5Rows(tmp / "val.h5")
+        train(model_cfg, tr, va, stream_cfg, tmp / "two_stream")
+        (tmp / f"rows_read.{D.rank()}.json").write_text(json.dumps([tr.rows_read, va.rows_read]))
         assert D.is_initialized()   # the command leaves a caller's process group alone
     finally:
         D.cleanup()

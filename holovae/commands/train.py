@@ -15,7 +15,8 @@ def run(args) -> None:
 
     from .. import distributed as dist_utils
     from ..config import load_run_config
-    from ..data.hdf5 import read_dataset, read_irreps
+    from ..data.hdf5 import read_irreps
+    from ..data.stream import open_splits
     from ..models.checkpoint import data_extra
     from ..train import train
 
@@ -30,8 +31,9 @@ def run(args) -> None:
     model_cfg, train_cfg = load_run_config(args.config, args.set, irreps_in=str(irreps))
     if o3.Irreps(model_cfg.irreps_in).simplify() != irreps.simplify():
         raise ValueError(f"{args.config}: model irreps {model_cfg.irreps_in} do not match the data's {irreps} ({args.train})")
-    tr = read_dataset(args.train)
-    va = read_dataset(args.val, expected_irreps=tr.irreps)
+    # train.data: memory (whole splits) or stream (batches read from the files)
+    train_x, val_x, train_attrs = open_splits(args.train, args.val, train_cfg.data,
+                                              dist_utils.env_world_size() if parallel else 1)
     if args.threads:
         train_cfg.num_threads = args.threads
     train_cfg.progress = not args.no_progress
@@ -45,8 +47,8 @@ def run(args) -> None:
     # the training data's transform travels in the model file, so that new inputs
     # (`holovae embed-structures`) are transformed exactly as the training data was
     try:
-        model = train(model_cfg, tr.coefficients, va.coefficients, train_cfg, args.out, distributed=parallel,
-                      model_extra=data_extra(tr.attrs))
+        model = train(model_cfg, train_x, val_x, train_cfg, args.out, distributed=parallel,
+                      model_extra=data_extra(train_attrs))
     finally:
         if created:
             dist_utils.cleanup()
