@@ -1,6 +1,7 @@
 """The Snakemake workflow: dry runs of both configs, schema errors, and a tiny real run."""
 from __future__ import annotations
 
+import re
 import csv
 import json
 import os
@@ -332,3 +333,12 @@ def test_the_conda_env_lists_exactly_the_package_dependencies():
     rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
     n_rules = len(re.findall(r"^(?:rule|checkpoint) \w+:", rules, flags=re.M))
     assert n_rules > 15 and n_rules == rules.count('conda:\n        "../../envs/holovae.yaml"')
+
+
+def test_the_default_run_time_is_stated_once():
+    """README, config/README.md and config/config.yaml quote the same duration of the default run."""
+    pattern = re.compile(r"(?:about|~)\s*(\d+)\s+minutes on 2 CPU cores")
+    stated = {name: pattern.findall(" ".join((REPO / name).read_text().split()))
+              for name in ("README.md", "config/README.md", "config/config.yaml")}
+    assert all(len(v) == 1 for v in stated.values()), stated
+    assert len({v[0] for v in stated.values()}) == 1, stated

@@ -73,7 +73,7 @@ def _irreps_str(irreps) -> str:
     return str(o3.Irreps(irreps))
 
 
-def _same_layout(a, b) -> bool:
+def same_layout(a, b) -> bool:
     # "2x0e" and "1x0e+1x0e" give the same flat layout, so compare simplified irreps.
     return o3.Irreps(a).simplify() == o3.Irreps(b).simplify()
 
@@ -150,7 +150,9 @@ def write_dataset(path, coefficients, irreps, labels=None, ids=None,
     return path
 
 
-def _open(path):
+def open_file(path):
+    """The HDF5 file at ``path`` opened for reading; ``FileNotFoundError`` or
+    :class:`DatasetFormatError` naming the file when it is missing, not HDF5, truncated or corrupt."""
     import h5py
 
     path = Path(path)
@@ -164,7 +166,8 @@ def _open(path):
         raise DatasetFormatError(f"{path}: cannot open the HDF5 file, truncated or corrupt ({exc})") from None
 
 
-def _stored_irreps(f, path) -> o3.Irreps:
+def stored_irreps(f, path) -> o3.Irreps:
+    """The ``irreps`` attribute of an open file (error naming ``path`` if missing or invalid)."""
     if "irreps" not in f.attrs:
         raise DatasetFormatError(f"{path}: missing attribute 'irreps'")
     raw = f.attrs["irreps"]
@@ -177,8 +180,8 @@ def _stored_irreps(f, path) -> o3.Irreps:
 
 def read_irreps(path) -> o3.Irreps:
     """The irreps stored in a file, without reading the data."""
-    with _open(path) as f:
-        return _stored_irreps(f, path)
+    with open_file(path) as f:
+        return stored_irreps(f, path)
 
 
 def read_dataset(path, expected_irreps=None) -> SteerableDataset:
@@ -197,20 +200,35 @@ def read_dataset(path, expected_irreps=None) -> SteerableDataset:
         raise DatasetFormatError(f"{path}: cannot read the HDF5 file, truncated or corrupt ({exc})") from None
 
 
+def checked_coefficients(f, path, expected_irreps=None):
+    """``(irreps, f["coefficients"])`` of an open file, unread, once the layout is checked:
+    irreps stored and equal to ``expected_irreps`` (if given), the dataset present, ``[N, dim]``
+    and floating point. Raises :class:`DatasetFormatError` naming ``path``."""
+    irreps = stored_irreps(f, path)
+    if expected_irreps is not None and not same_layout(irreps, expected_irreps):
+        raise DatasetFormatError(f"{path}: irreps mismatch: file has {irreps}, "
+                                 f"expected {o3.Irreps(expected_irreps)}")
+    if "coefficients" not in f:
+        raise DatasetFormatError(f"{path}: missing dataset 'coefficients'")
+    x = f["coefficients"]
+    if x.ndim != 2 or x.shape[1] != irreps.dim:
+        raise DatasetFormatError(f"{path}: dataset 'coefficients' has shape {x.shape}, "
+                                 f"expected [N, {irreps.dim}] for irreps {irreps}")
+    if x.dtype.kind != "f":
+        raise DatasetFormatError(f"{path}: dataset 'coefficients' has dtype {x.dtype}, expected floating point")
+    return irreps, x
+
+
+def stored_attrs(f) -> dict:
+    """The caller attributes of an open file (JSON-decoded), with ``holovae_version``."""
+    attrs = {k[len(_ATTR_PREFIX):]: json.loads(v) for k, v in f.attrs.items() if k.startswith(_ATTR_PREFIX)}
+    attrs["holovae_version"] = str(f.attrs.get("holovae_version", ""))
+    return attrs
+
+
 def _read(path: Path, expected_irreps) -> SteerableDataset:
-    with _open(path) as f:
-        irreps = _stored_irreps(f, path)
-        if expected_irreps is not None and not _same_layout(irreps, expected_irreps):
-            raise DatasetFormatError(f"{path}: irreps mismatch: file has {irreps}, "
-                                     f"expected {o3.Irreps(expected_irreps)}")
-        if "coefficients" not in f:
-            raise DatasetFormatError(f"{path}: missing dataset 'coefficients'")
-        x = f["coefficients"]
-        if x.ndim != 2 or x.shape[1] != irreps.dim:
-            raise DatasetFormatError(f"{path}: dataset 'coefficients' has shape {x.shape}, "
-                                     f"expected [N, {irreps.dim}] for irreps {irreps}")
-        if x.dtype.kind != "f":
-            raise DatasetFormatError(f"{path}: dataset 'coefficients' has dtype {x.dtype}, expected floating point")
+    with open_file(path) as f:
+        irreps, x = checked_coefficients(f, path, expected_irreps)
         n = x.shape[0]
         values = np.asarray(x[()], dtype=np.float32)
         bad = ~np.isfinite(values)
@@ -232,11 +250,7 @@ def _read(path: Path, expected_irreps) -> SteerableDataset:
                 arrays[name] = np.asarray(d.asstr()[()], dtype=str)
             else:
                 arrays[name] = d[()]
-        attrs = {}
-        for key, value in f.attrs.items():
-            if key.startswith(_ATTR_PREFIX):
-                attrs[key[len(_ATTR_PREFIX):]] = json.loads(value)
-        attrs["holovae_version"] = str(f.attrs.get("holovae_version", ""))
+        attrs = stored_attrs(f)
     return SteerableDataset(coefficients=coefficients, irreps=irreps,
                             labels=arrays.pop("labels", None), ids=arrays.pop("ids", None),
                             attrs=attrs, extra=arrays, path=str(path))
@@ -276,7 +290,7 @@ def concatenate_datasets(paths, out, attrs: Mapping[str, Any] | None = None) -> 
     first = parts[0]
     merged_attrs = {k: v for k, v in first.attrs.items() if k != "holovae_version"}
     for p, d in zip(paths[1:], parts[1:]):
-        if not _same_layout(d.irreps, first.irreps):
+        if not same_layout(d.irreps, first.irreps):
             raise DatasetFormatError(f"{p}: irreps {d.irreps} differ from {paths[0]}'s {first.irreps}")
         if set(d.extra) != set(first.extra) or (d.labels is None) != (first.labels is None):
             raise DatasetFormatError(f"{p}: datasets {sorted(d.extra)} differ from {paths[0]}'s {sorted(first.extra)}")

@@ -15,7 +15,6 @@ consecutive batches read from a few megabytes of the file, not from all of it.
 """
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -25,7 +24,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import numpy as np
 import torch
 
-from .hdf5 import _ATTR_PREFIX, DatasetFormatError, _open, _same_layout, _stored_irreps
+from .hdf5 import DatasetFormatError, checked_coefficients, open_file, stored_attrs
 
 # Rows per block of the normalising-constant pass: the same blocks in memory and streamed, and
 # for any number of processes, so that the constant is bit-for-bit the same (the resume
@@ -69,24 +68,10 @@ class H5Rows:
     def __init__(self, path, expected_irreps=None):
         self.path = Path(path)
         self.name = str(self.path)
-        with _open(self.path) as f:
-            self.irreps = _stored_irreps(f, self.path)
-            if expected_irreps is not None and not _same_layout(self.irreps, expected_irreps):
-                raise DatasetFormatError(f"{self.path}: irreps mismatch: file has {self.irreps}, "
-                                         f"expected {expected_irreps}")
-            if "coefficients" not in f:
-                raise DatasetFormatError(f"{self.path}: missing dataset 'coefficients'")
-            d = f["coefficients"]
-            if d.ndim != 2 or d.shape[1] != self.irreps.dim:
-                raise DatasetFormatError(f"{self.path}: dataset 'coefficients' has shape {d.shape}, "
-                                         f"expected [N, {self.irreps.dim}] for irreps {self.irreps}")
-            if d.dtype.kind != "f":
-                raise DatasetFormatError(f"{self.path}: dataset 'coefficients' has dtype {d.dtype}, "
-                                         f"expected floating point")
+        with open_file(self.path) as f:
+            self.irreps, d = checked_coefficients(f, self.path, expected_irreps)
             self.n, self._dim, self.dtype = d.shape[0], d.shape[1], d.dtype
-            self.attrs = {k[len(_ATTR_PREFIX):]: json.loads(v) for k, v in f.attrs.items()
-                          if k.startswith(_ATTR_PREFIX)}
-            self.attrs["holovae_version"] = str(f.attrs.get("holovae_version", ""))
+            self.attrs = stored_attrs(f)
             self.block_rows = d.chunks[0] if d.chunks else default_block_rows(self._dim)
             self._offsets = _row_block_offsets(d) if self.n else None
         self.rows_read = 0
@@ -337,7 +322,7 @@ def open_splits(train_path, val_path, mode: str, processes: int = 1):
 
 def _coefficient_bytes(path) -> int:
     try:
-        with _open(path) as f:
+        with open_file(path) as f:
             d = f["coefficients"]
             return int(np.prod(d.shape)) * 4
     except Exception:   # read_dataset reports a bad file with a better message

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_text_atomic
-from ..data.lba import align_split, data_pocket, read_lba_dataset, read_split
+from ..data.lba import FoldRows, align_split, data_pocket, read_lba_dataset, read_split
 
 __all__ = ["FEATURES", "REGRESSORS", "SMALL_GRID", "PREDICTION_COLUMNS", "regress_lba", "read_data",
            "complex_features", "invariant_columns", "pocket_sums", "latent_rows", "fit_fold", "run_regressions",
