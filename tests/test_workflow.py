@@ -1,10 +1,10 @@
 """The Snakemake workflow: dry runs of both configs, schema errors, and a tiny real run."""
 from __future__ import annotations
 
-import re
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
