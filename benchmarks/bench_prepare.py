@@ -1,6 +1,7 @@
 """Structures -> HDF5 end to end: the whole ``holovae prepare-structures`` command (L = 6,
-n_max = 20, the authors' radial formula and 'square' normalisation, secondary structure
-``auto``, one torch thread), in neighbourhoods per core-second: rows of the written file over
+n_max = 20, the authors' radial formula and 'square' normalisation, one torch thread), with
+the secondary structure from backbone geometry (``geometry``, the embedded default's) and from
+DSSP (``dssp``: the paper config's ``auto`` with DSSP on PATH; skipped without it), in neighbourhoods per core-second: rows of the written file over
 the CPU time (user + system) of the command's process, interpreter start-up, parsing,
 neighbourhoods, secondary structure, Zernike transform and the HDF5 write included.
 
@@ -41,13 +42,13 @@ def _inputs() -> dict[str, list[Path]]:
     return sets
 
 
-def _command(files, out: Path) -> dict:
+def _command(files, out: Path, secondary: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]) + os.pathsep +
                os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "holovae.cli", "prepare-structures", *map(str, files), "--out", str(out),
-                        *ARGS], env=env, capture_output=True, text=True)
+                        *ARGS, "--secondary", secondary], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode:
@@ -62,17 +63,20 @@ def _command(files, out: Path) -> dict:
 
 
 def run(out_dir, device: str = "cpu") -> list[dict]:
+    from holovae.data.secondary import find_dssp
     records = []
-    for name, files in _inputs().items():
+    modes = ["geometry"] + (["dssp"] if find_dssp() else [])
+    for (name, files), secondary in ((s, m) for s in _inputs().items() for m in modes):
         before = conditions()
         with tempfile.TemporaryDirectory() as tmp:
-            r = _command(files, Path(tmp) / "out.h5")
+            r = _command(files, Path(tmp) / "out.h5", secondary)
         per_core_s = r["rows"] / r["cpu_s"]
-        cfg = {"inputs": name, "files": len(files), "command": "holovae prepare-structures " + " ".join(ARGS),
+        cfg = {"inputs": name, "files": len(files), "secondary": secondary,
+               "command": "holovae prepare-structures " + " ".join(ARGS) + " --secondary " + secondary,
                "baseline": "the goal of issue #17 (not a measurement)", **{k: round(v, 2) if isinstance(v, float) else v
                                                                             for k, v in r.items()},
                "per_wall_s": round(r["rows"] / r["wall_s"], 1)}
-        records.append(record(f"prepare_structures_L6_{name}", cfg, GOAL, per_core_s, "cpu", out_dir,
+        records.append(record(f"prepare_structures_L6_{name}_{secondary}", cfg, GOAL, per_core_s, "cpu", out_dir,
                               unit="neighbourhoods/core-s", extra={"conditions": {"before": before, "after": conditions()}}))
     return records
 
