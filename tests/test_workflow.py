@@ -18,11 +18,17 @@ SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("sna
 pytestmark = pytest.mark.skipif(not Path(SNAKEMAKE).exists(), reason="snakemake is not installed (pip install -e '.[test]')")
 
 
+def local_env(**extra: str) -> dict:
+    """The environment of a local snakemake run: this interpreter's scripts first on PATH (the
+    rules call `holovae`, even without an activated venv), and Slurm's `scontrol` replaced by one
+    that fails at once (tests/no_slurm/scontrol says why)."""
+    path = os.pathsep.join((str(Path(sys.executable).parent), str(REPO / "tests" / "no_slurm"), os.environ.get("PATH", "")))
+    return dict(os.environ, PATH=path, **extra)
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
-    # the rules call `holovae`: make this interpreter's scripts visible even without an activated venv
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=local_env())
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
@@ -132,7 +138,7 @@ def test_dry_run_needs_neither_torch_nor_holovae(tmp_path):
         "        if name.split('.')[0] in ('torch', 'holovae', 'e3nn', 'h5py'):\n"
         "            raise ImportError(f'{name} is blocked: the DAG must not need it')\n"
         "sys.meta_path.insert(0, _Block())\n")
-    env = dict(os.environ, PYTHONPATH=str(blocker))
+    env = local_env(PYTHONPATH=str(blocker))
     for cfg in ("config/config.yaml", "config/paper.yaml"):
         proc = subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
                                "-n", "all", "--cores", "2", "--configfile", str(REPO / cfg)],

@@ -6,14 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from test_workflow import REPO, SNAKEMAKE, snakemake, write_config
+from test_workflow import REPO, SNAKEMAKE, local_env, snakemake, write_config
 
 pytestmark = [pytest.mark.skipif(not Path(SNAKEMAKE).exists(), reason="snakemake is not installed"),
               pytest.mark.slow]
@@ -28,10 +27,6 @@ SMALL = {
     "mnist.tables": [], "mnist.figures": {"ae_variant": None, "vae_variant": None},
 }
 MODEL = "results/mnist/models/hvae"
-
-
-def _env():
-    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 def _history(work):
@@ -54,7 +49,7 @@ def test_kill_9_during_training_then_rerun_gives_the_uninterrupted_outputs(unint
     cfg = write_config(tmp_path / "c.yaml", **SMALL)
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), f"{MODEL}/best.pt",
            "--cores", "1", "--configfile", str(cfg)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=local_env(),
                             start_new_session=True)
     last = tmp_path / MODEL / "last.pt"
     deadline = time.time() + 300
