@@ -44,34 +44,29 @@ def _check_authors(path: Path) -> None:
         raise SystemExit(f"--authors {path}: not a checkout of gvisani/Holographic-VAE (missing {', '.join(missing)})")
 
 
-def _w3j_cache(scratch: Path) -> None:
-    """Their get_w3j_coefficients() writes cg_coefficients/ into the working directory: once,
-    here, before the parallel runs read it."""
+def _authors_w3j(scratch: Path) -> dict:
+    """Their CG tensors as float32 torch tensors. Their get_w3j_coefficients() writes
+    cg_coefficients/ into the working directory, so it runs in ``scratch`` (the first call, before
+    the parallel runs, makes the cache they read)."""
+    import torch
     from holographic_vae.cg_coefficients import get_w3j_coefficients
     scratch.mkdir(parents=True, exist_ok=True)
     cwd = os.getcwd()
     os.chdir(scratch)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            get_w3j_coefficients()
+            return {k: torch.tensor(v).float() for k, v in get_w3j_coefficients().items()}
     finally:
         os.chdir(cwd)
 
 
 def _param_counts(name: str, spec: dict, irreps: str, scratch: Path) -> dict:
     """Build both models from the same architecture; their parameter counts must be equal."""
-    import torch
     from e3nn import o3
-    from holographic_vae.cg_coefficients import get_w3j_coefficients
     from holographic_vae.models import H_VAE
 
     from holovae.models import HVAE, HVAEConfig
-    cwd = os.getcwd()
-    os.chdir(scratch)
-    try:
-        w3j = {k: torch.tensor(v).float() for k, v in get_w3j_coefficients().items()}
-    finally:
-        os.chdir(cwd)
+    w3j = _authors_w3j(scratch)
     hp = specs.authors_hparams(spec, 0, {})["model_hparams"]
     n_a = sum(p.numel() for p in H_VAE(o3.Irreps(irreps), w3j, hp, "cpu").parameters())
     cfg = specs.holovae_run_config(spec, 0, irreps)["model"]
@@ -85,21 +80,13 @@ def _param_counts(name: str, spec: dict, irreps: str, scratch: Path) -> dict:
 
 def _forward_checks(name: str, spec: dict, manifest: dict, scratch: Path, seeds) -> dict:
     """Same weights in both implementations (forward_check.py) and the untrained models' MSE."""
-    import torch
-    from holographic_vae.cg_coefficients import get_w3j_coefficients
-
     import forward_check
     from holovae.data.hdf5 import read_dataset
     perm = manifest["perm"]
     if perm is not None and perm != list(range(len(perm))):
         return {"skipped": "the protein coefficient order differs between the two layouts; the weight copy assumes "
                            "the same order"}
-    cwd = os.getcwd()
-    os.chdir(scratch)
-    try:
-        w3j = {k: torch.tensor(v).float() for k, v in get_w3j_coefficients().items()}
-    finally:
-        os.chdir(cwd)
+    w3j = _authors_w3j(scratch)
     x = read_dataset(manifest["holovae_train"]).coefficients[:256]
     ma = specs.authors_hparams(spec, 0, {})["model_hparams"]
     mh = specs.holovae_run_config(spec, 0, manifest["irreps"])["model"]
@@ -358,7 +345,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     scratch = args.out / "scratch"
     print(f"authors' CG cache in {scratch} (computed by their code on first use; minutes)", flush=True)
-    _w3j_cache(scratch)
+    _authors_w3j(scratch)
     from order import derive_and_check
     tasks = {specs.EXPERIMENTS[n]["task"] for n in experiments}
     order_check = None
