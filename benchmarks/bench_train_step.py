@@ -14,6 +14,7 @@ import torch
 
 from holovae.losses import kl_divergence, scaled_mse
 from holovae.models import HVAE, HVAEConfig
+from holovae.train import adam
 from holovae.so3 import irreps_from_channels
 
 try:
@@ -89,7 +90,9 @@ def run(out_dir, device: str = "cpu", authors=None, rounds: int = 5, min_time: f
             for name, m in models.items():
                 if what == "train_step":
                     m.train()
-                    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+                    # each side's own optimizer: the authors' training script uses torch's
+                    # default Adam, holovae's trainer its fused form (holovae.train.adam)
+                    opt = torch.optim.Adam(m.parameters(), lr=1e-3) if name == "authors" else adam(m.parameters(), lr=1e-3)
                     fn = _authors_step(m, opt, xd, x, lambda_x) if name == "authors" else _holovae_step(m, opt, x, lambda_x)
                 else:
                     m.eval()

@@ -92,3 +92,76 @@ def test_bad_arguments():
         ChannelwiseTensorProduct(2, (0, 1), 1, implementation="magic")
     with pytest.raises(ValueError, match="rule"):
         ChannelwiseTensorProduct(2, (0, 1), 1, rule="some")
+
+
+needs_fused = pytest.mark.skipif("fused" not in FAST, reason="fused CG kernel not built (no gcc)")
+
+
+def _nonzero_reference(tp, x):
+    """The reference square restricted to the nonzero paths, and the signal power."""
+    ref = ChannelwiseTensorProduct(tp.channels, tp.degrees_in, tp.lmax_out, implementation="reference")(x)
+    C, out = tp.channels, {}
+    for l3, keep in tp.nonzero_paths.items():
+        out[l3] = torch.cat([ref[l3][..., k * C:(k + 1) * C] for k in keep], dim=-1) if keep \
+            else ref[l3][..., :0]
+    power = sum(v.pow(2).sum(dim=(0, 2)) / v.shape[0] for v in ref.values())
+    return out, power
+
+
+@needs_fused
+@pytest.mark.parametrize("L,L_out,C,B", [(1, 1, 3, 5), (4, 2, 7, 9), (6, 6, 50, 5), (10, 10, 16, 7), (3, 4, 1, 13)])
+def test_square_with_power_equals_reference_values_and_gradients(L, L_out, C, B):
+    """The kernel's per-degree, copy-free layout (C need not divide the kernel's 48-wide
+    column tiles: C = 50 and 7 make tiles straddle samples) against the per-path reference."""
+    tp = ChannelwiseTensorProduct(C, tuple(range(L + 1)), L_out, implementation="fused")
+    x = _features(L, C, B, torch.float64)
+    (y, power), (y_ref, power_ref) = tp.square_with_power(x), _nonzero_reference(tp, x)
+    assert y.keys() == y_ref.keys()
+    for l in y:
+        assert y[l].shape == y_ref[l].shape == (2 * l + 1, B, C * len(tp.nonzero_paths[l]))
+        torch.testing.assert_close(y[l], y_ref[l], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(power, power_ref, rtol=1e-10, atol=1e-12)
+    g = {l: torch.randn_like(v) for l, v in y_ref.items()}
+    gp = torch.randn(B, dtype=torch.float64)
+    loss = lambda ys, p: sum((ys[l] * g[l]).sum() for l in g) + (p * gp).sum()
+    grads = torch.autograd.grad(loss(y, power), list(x.values()))
+    grads_ref = torch.autograd.grad(loss(y_ref, power_ref), list(x.values()))
+    for a, b in zip(grads, grads_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@needs_fused
+def test_square_with_power_gradcheck_and_float32():
+    tp = ChannelwiseTensorProduct(5, (0, 1, 2, 3), 3, implementation="fused")
+    x = _features(3, 5, 4, torch.float64)
+    degrees = list(x)
+
+    def f(*xs):
+        y, p = tp.square_with_power(dict(zip(degrees, xs)))
+        return (*y.values(), p)
+    assert torch.autograd.gradcheck(f, tuple(x.values()))
+    x32 = {l: v.detach().float() for l, v in x.items()}
+    (y, p), (y_ref, p_ref) = tp.square_with_power(x32), _nonzero_reference(tp, x)
+    for l in y:
+        torch.testing.assert_close(y[l].double(), y_ref[l].detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(p.double(), p_ref.detach(), rtol=1e-5, atol=1e-6)
+
+
+@needs_fused
+def test_vanishing_paths_are_the_odd_self_paths():
+    tp = ChannelwiseTensorProduct(4, tuple(range(7)), 6, implementation="fused")
+    for l3, paths in tp.paths_by_l3.items():
+        zero = {k for k, (l1, l2, _) in enumerate(paths) if l1 == l2 and l3 % 2}
+        assert set(tp.nonzero_paths[l3]) == set(range(len(paths))) - zero
+    # a degree with no surviving path is an empty [2l3+1, B, 0] block, still differentiable
+    tp = ChannelwiseTensorProduct(3, (1,), 1, implementation="fused")
+    x = _features(1, 3, 4, torch.float64)
+    del x[0]
+    y, p = tp.square_with_power(x)
+    assert tp.nonzero_paths == {0: [0], 1: []} and y[1].shape == (3, 4, 0)
+    (g,) = torch.autograd.grad(y[0].sum() + p.sum(), [x[1]])
+    torch.testing.assert_close(g, torch.autograd.grad(_nonzero_reference(tp, x)[0][0].sum()
+                                                      + _nonzero_reference(tp, x)[1].sum(), [x[1]])[0])
+    # other implementations and devices fall back to forward()
+    assert ChannelwiseTensorProduct(4, (0, 1), 1, implementation="sparse").square_with_power(
+        _features(1, 4, 2, torch.float64)) is None

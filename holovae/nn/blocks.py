@@ -1,6 +1,7 @@
 """The Clebsch-Gordan block: batch norm -> CG tensor square -> signal norm -> per-degree linear."""
 from __future__ import annotations
 
+import functools
 from typing import Mapping
 
 import torch
@@ -44,24 +45,43 @@ class CGBlock(torch.nn.Module):
     def forward(self, x: Features) -> Features:
         if self.bn is not None:
             x = self.bn(x)
-        y = self.tp(x)
+        norm, linear = self.norm, self.linear
+        fused = self.tp.square_with_power(x) if isinstance(self.tp, ChannelwiseTensorProduct) else None
+        if fused is not None:
+            # the kernel skips the identically-zero (l, l) -> odd l3 paths and sums the power
+            # while its outputs are in registers; the linear takes the matching weight rows
+            y, power = fused
+            rows = self._nonzero_rows
+        else:
+            y = self.tp(x)
+            power = sum(y[l].pow(2).sum(dim=(0, 2)) / (2 * l + 1) for l in norm.channels)   # [B]
+            rows = {}
         # linear(signal_norm(y)) computed as signal_norm's scaling applied after the linear:
         # the per-sample divisor and per-degree weight are scalars within a degree, so they
         # commute with channel mixing, and the linear's output is several times narrower than
         # the tensor product's (C vs C * paths), which saves passes over the widest tensor.
         # Same parameters and result as ``self.linear(self.norm(y))``.
-        norm, linear = self.norm, self.linear
-        power = sum(torch.linalg.vector_norm(y[l], dim=(0, 2)).square() / (2 * l + 1) for l in norm.channels)
         scale = torch.rsqrt(power + norm.eps)[:, None]                              # [B, 1]
         out: Features = {}
         for l in linear.channels_out:
             W = linear.weights[str(l)]
-            h = torch.matmul(y[l], W) * (scale * norm.weight[l])
+            Wy = W if rows.get(l) is None else W[rows[l]]
+            yl = y[l]
+            h = torch.matmul(yl, Wy) if yl.shape[-1] else yl.new_zeros(yl.shape[:2] + (W.shape[1],))
+            h = h * (scale * norm.weight[l])
             if l == 0:
                 h = h + norm.bias * W.sum(dim=0)     # the signal norm's bias, through the linear
             out[l] = h
         return out
 
+    @functools.cached_property
+    def _nonzero_rows(self) -> dict:
+        """Per output degree, the weight rows of the nonzero paths (None: all of them)."""
+        C, out = self.tp.channels, {}
+        for l3, keep in self.tp.nonzero_paths.items():
+            if len(keep) < len(self.tp.paths_by_l3[l3]):
+                out[l3] = torch.tensor([k * C + c for k in keep for c in range(C)], dtype=torch.long)
+        return out
 
 def add_skip(h_new: Features, h_old: Features) -> Features:
     """Additive skip connection: ``h_new[l] += h_old[l]`` for shared degrees, truncating or

@@ -33,6 +33,12 @@ Public API
 ``cg_square(X, row, i, j, val, n_out) -> Y``
     The forward wrapped in an autograd function (gradient with respect to ``X`` only; not twice
     differentiable). Requires ``available()``.
+``BlockSquare`` / ``block_square(op, xs)``
+    The same product between the model's per-degree tensors ``[2l+1, B, C]`` and per-degree
+    output blocks ``[2l3+1, B, paths*C]``, read and written in place through row maps (no
+    concatenation or reordering copies either way), with the per-sample signal power summed in
+    the same pass; ``block_square`` is differentiable in the inputs (hand-written backward,
+    the power's gradient folded into the kernel's read of the output gradient).
 ``clear_plan_cache()``
     Frees the cached plans (see below).
 
@@ -61,7 +67,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["available", "cg_square_forward", "cg_square_backward", "cg_square",
+__all__ = ["available", "cg_square_forward", "cg_square_backward", "cg_square", "BlockSquare", "block_square",
            "clear_plan_cache"]
 
 log = logging.getLogger(__name__)
@@ -69,7 +75,7 @@ log = logging.getLogger(__name__)
 _SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_cg.c"
 _BASE_FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-std=gnu11"]
 _NATIVE_FLAGS = ["-march=native"]
-_ABI_VERSION = 2
+_ABI_VERSION = 3
 _HUGE_MIN_BYTES = 8 << 20   # fresh outputs this big get madvise(MADV_HUGEPAGE)
 
 _lock = threading.Lock()
@@ -142,6 +148,16 @@ def _declare(lib: ctypes.CDLL) -> None:
         bwd.restype = c_int
         # dY, d_out, X, d_in, N, row, i, j, idx64, val, nnz, dX, nthreads
         bwd.argtypes = [p, i64, p, i64, i64, p, p, p, c_int, p, i64, p, c_int]
+        mfwd = getattr(lib, f"holovae_cg_mapped_forward_{sfx}")
+        mfwd.restype = c_int
+        # xrows, xld, d_in, N, C, row, i, j, idx64, val, nnz, yrows, yld, d_out, pw, power, nthreads
+        mfwd.argtypes = [p, p, i64, i64, i64, p, p, p, c_int, p, i64, p, p, i64, p, p, c_int]
+        mbwd = getattr(lib, f"holovae_cg_mapped_backward_{sfx}")
+        mbwd.restype = c_int
+        # dyrows, dyld, yrows, gam, gpow, d_out, xrows, xld, d_in, N, C, row, i, j, idx64, val,
+        # nnz, dxrows, dxld, nthreads
+        mbwd.argtypes = [p, p, p, p, p, i64, p, p, i64, i64, i64, p, p, p, c_int, p, i64, p, p,
+                         c_int]
     lib.holovae_cg_advise_huge.restype = c_int
     lib.holovae_cg_advise_huge.argtypes = [p, i64]
     lib.holovae_cg_clear_cache.restype = None
@@ -397,3 +413,165 @@ def cg_square(X: torch.Tensor, row: torch.Tensor, i: torch.Tensor, j: torch.Tens
               val: torch.Tensor, n_out: int) -> torch.Tensor:
     """Differentiable (in ``X``) fused CG tensor square; see :func:`cg_square_forward`."""
     return _CGSquare.apply(X, row, i, j, val, int(n_out))
+
+
+# --------------------------------------------------------------------------------------------
+# the square between per-degree feature tensors (no layout copies)
+# --------------------------------------------------------------------------------------------
+
+class BlockSquare:
+    """The CG square read from and written to the model's per-degree tensors directly.
+
+    Inputs: one tensor per input degree, ``x_l [2l+1, B, C]`` (rows ``(l, m)`` of the entries,
+    degrees in the order given). Outputs: one tensor per output block ``(d, P)``,
+    ``y [d, B, P*C]`` whose entry rows are ordered ``(block, p, m)`` (``m < d``); output channel
+    ``p*C + c`` is row ``(p, m)`` of channel ``c``. Optionally the signal power
+    ``power[b] = sum_rows w_row * sum_c y[row, b, c]^2`` with ``w = 1/d`` per block (the
+    mean over components of the total power, :class:`holovae.nn.norms.SignalNorm`), summed
+    while the outputs are still in registers.
+
+    The kernel walks rows through pointer maps (``csrc/fused_cg.c``, "row maps"), so neither the
+    concatenation of the inputs nor the (path, m) -> (m, path) reordering of the outputs, nor
+    their inverses in the backward, is ever materialised. float32/float64, CPU.
+    """
+
+    def __init__(self, row: torch.Tensor, i: torch.Tensor, j: torch.Tensor, val: torch.Tensor,
+                 degrees_in: tuple[int, ...], blocks: tuple[tuple[int, int], ...],
+                 channels: int, dtype: torch.dtype):
+        import numpy as np
+        self._np = np
+        self.degrees_in = tuple(int(l) for l in degrees_in)
+        self.blocks = tuple((int(d), int(k)) for d, k in blocks)
+        self.C = int(channels)
+        self.dtype = dtype
+        self.d_in = sum(2 * l + 1 for l in self.degrees_in)
+        self.d_out = sum(d * k for d, k in self.blocks)
+        (self.row, self.i, self.j), self.idx64, self.val, self.nnz = _check_entries(
+            row.to(torch.int32), i.to(torch.int32), j.to(torch.int32), val, dtype)
+        if self.nnz and (int(self.row.max()) >= self.d_out or int(max(self.i.max(), self.j.max())) >= self.d_in):
+            raise IndexError("BlockSquare: an entry index is out of range")
+        w = torch.cat([torch.full((d * k,), 1.0 / d, dtype=torch.float64) for d, k in self.blocks]) \
+            if self.blocks else torch.zeros(0, dtype=torch.float64)
+        self.pw = w.to(dtype).contiguous()
+        self.gam = (2 * w).to(dtype).contiguous()
+        # which tensor each row lives in, and its element offset there (for B = 1; see _maps)
+        self._x_owner = np.repeat(np.arange(len(self.degrees_in)), [2 * l + 1 for l in self.degrees_in])
+        self._y_owner = np.repeat(np.arange(len(self.blocks)), [d * k for d, k in self.blocks])
+        self._maps: dict = {}
+
+    def _layout(self, B: int):
+        """Per-row byte offsets (relative to the owning tensor) and ``ld`` arrays for batch B."""
+        np = self._np
+        if B not in self._maps:
+            es = torch.empty((), dtype=self.dtype).element_size()
+            C = self.C
+            x_off = np.concatenate([np.arange(2 * l + 1) * B * C for l in self.degrees_in]) * es
+            x_ld = np.full(self.d_in, C, dtype=np.int64)
+            y_off, y_ld = [], []
+            for d, k in self.blocks:
+                p, m = np.meshgrid(np.arange(k), np.arange(d), indexing="ij")  # rows (p, m)
+                y_off.append(((m * B * k * C + p * C) * es).ravel())
+                y_ld.append(np.full(d * k, k * C, dtype=np.int64))
+            y_off = np.concatenate(y_off).astype(np.int64) if y_off else np.zeros(0, np.int64)
+            y_ld = np.concatenate(y_ld) if y_ld else np.zeros(0, np.int64)
+            dx_off = np.arange(self.d_in, dtype=np.int64) * B * C * es
+            self._maps[B] = (x_off.astype(np.int64), x_ld, y_off, y_ld, dx_off)
+        return self._maps[B]
+
+    def _addresses(self, tensors, owner, offsets):
+        np = self._np
+        bases = np.array([t.data_ptr() for t in tensors], dtype=np.int64)
+        return bases[owner] + offsets if len(offsets) else np.zeros(1, np.int64)
+
+    def _check_inputs(self, xs) -> tuple[int, int]:
+        if len(xs) != len(self.degrees_in):
+            raise ValueError(f"BlockSquare: expected {len(self.degrees_in)} input degrees, got {len(xs)}")
+        B = xs[0].shape[1] if xs[0].dim() == 3 else -1
+        for l, x in zip(self.degrees_in, xs):
+            if x.device.type != "cpu" or x.dtype != self.dtype or tuple(x.shape) != (2 * l + 1, B, self.C) \
+                    or not x.is_contiguous():
+                raise ValueError(f"BlockSquare: degree {l} must be a contiguous CPU {self.dtype} tensor "
+                                 f"[{2 * l + 1}, B, {self.C}], got {x.dtype} {tuple(x.shape)} on {x.device}")
+        return B, B * self.C
+
+    def forward(self, xs, with_power: bool = True):
+        """``xs``: ``[x_l [2l+1, B, C]]`` -> (``[y [d, B, P*C]]`` per block, ``power [B]`` or None)."""
+        B, N = self._check_inputs(xs)
+        lib = _get_lib()
+        ys = [torch.empty((d, B, k * self.C), dtype=self.dtype) for d, k in self.blocks]
+        power = torch.empty(B, dtype=self.dtype) if with_power else None
+        if N == 0 or self.d_out == 0:
+            for y in ys:
+                y.zero_()
+            return ys, (power.zero_() if power is not None else None)
+        x_off, x_ld, y_off, y_ld, _ = self._layout(B)
+        xa = self._addresses(xs, self._x_owner, x_off)
+        ya = self._addresses(ys, self._y_owner, y_off)
+        fn = lib.holovae_cg_mapped_forward_f32 if self.dtype == torch.float32 else lib.holovae_cg_mapped_forward_f64
+        rc = fn(xa.ctypes.data, x_ld.ctypes.data, self.d_in, N, self.C,
+                _ptr(self.row), _ptr(self.i), _ptr(self.j), self.idx64, _ptr(self.val), self.nnz,
+                ya.ctypes.data, y_ld.ctypes.data if len(y_ld) else None, self.d_out,
+                _ptr(self.pw) if power is not None else None,
+                _ptr(power) if power is not None else None, torch.get_num_threads())
+        if rc != 0:
+            _raise(rc, "BlockSquare.forward")
+        return ys, power
+
+    def backward(self, gys, gpower, xs, ys):
+        """Gradient of :meth:`forward` with respect to the inputs -> ``[dx_l [2l+1, B, C]]``.
+
+        ``gys``: gradients of the outputs (``None`` = zero); ``gpower``: of the power (or None).
+        """
+        B, N = self._check_inputs(xs)
+        gys = [torch.zeros_like(y) if g is None else g.to(self.dtype).contiguous() for g, y in zip(gys, ys)]
+        for g, y in zip(gys, ys):
+            if g.shape != y.shape:
+                raise ValueError(f"BlockSquare.backward: gradient {tuple(g.shape)} for output {tuple(y.shape)}")
+        dX = torch.empty((self.d_in, B, self.C), dtype=self.dtype)
+        sizes = [2 * l + 1 for l in self.degrees_in]
+        if N == 0 or self.d_out == 0:
+            dX.zero_()
+            return list(dX.split(sizes))
+        lib = _get_lib()
+        x_off, x_ld, y_off, y_ld, dx_off = self._layout(B)
+        xa = self._addresses(xs, self._x_owner, x_off)
+        dya = self._addresses(gys, self._y_owner, y_off)
+        dxa = dx_off + dX.data_ptr()
+        if gpower is not None:
+            gpower = gpower.to(self.dtype).contiguous()
+            ya = self._addresses(ys, self._y_owner, y_off)
+            yp, gam, gp = ya.ctypes.data, _ptr(self.gam), _ptr(gpower)
+        else:
+            yp = gam = gp = None
+        fn = lib.holovae_cg_mapped_backward_f32 if self.dtype == torch.float32 else lib.holovae_cg_mapped_backward_f64
+        rc = fn(dya.ctypes.data, y_ld.ctypes.data, yp, gam, gp, self.d_out,
+                xa.ctypes.data, x_ld.ctypes.data, self.d_in, N, self.C,
+                _ptr(self.row), _ptr(self.i), _ptr(self.j), self.idx64, _ptr(self.val), self.nnz,
+                dxa.ctypes.data, x_ld.ctypes.data, torch.get_num_threads())
+        if rc != 0:
+            _raise(rc, "BlockSquare.backward")
+        return list(dX.split(sizes))
+
+
+class _BlockSquareFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, op, *xs):
+        xs = tuple(x.contiguous() for x in xs)
+        ys, power = op.forward(list(xs))
+        ctx.op, ctx.n = op, len(xs)
+        ctx.save_for_backward(*xs, *ys)
+        return (*ys, power)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grads):
+        saved = ctx.saved_tensors
+        xs, ys = list(saved[:ctx.n]), list(saved[ctx.n:])
+        dxs = ctx.op.backward(list(grads[:-1]), grads[-1], xs, ys)
+        return (None, *dxs)
+
+
+def block_square(op: BlockSquare, xs) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Differentiable :meth:`BlockSquare.forward` (in the inputs) -> (outputs, power)."""
+    out = _BlockSquareFunction.apply(op, *xs)
+    return list(out[:-1]), out[-1]

@@ -16,6 +16,7 @@ The channel-mixing ("full") product of the Table S8 ablation uses the reference 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from typing import Mapping
@@ -151,6 +152,54 @@ class ChannelwiseTensorProduct(torch.nn.Module):
         self.channels_out = {l3: self.channels * len(p) for l3, p in sorted(self.paths_by_l3.items())}
         self._entries = cg_square_entries(self.degrees_in, self.paths)
         self._ops: dict = {}
+
+    # -- the square as the CG block consumes it ----------------------------------------------
+    @functools.cached_property
+    def nonzero_paths(self) -> dict[int, list[int]]:
+        """Per output degree, the indices (into ``paths_by_l3[l3]``) of the paths whose output
+        is not identically zero. A channel-wise ``(l, l) -> l3`` path with odd ``l3`` is
+        antisymmetric in its two (equal) factors and vanishes: ~19% of the output channels of
+        the paper's models, which the CG block's linear layer need not multiply."""
+        used = set(self._entries.row.tolist())
+        out, row0 = {}, 0
+        for l3, paths in self.paths_by_l3.items():
+            d = 2 * l3 + 1
+            out[l3] = [k for k in range(len(paths)) if any(r in used for r in range(row0 + k * d, row0 + (k + 1) * d))]
+            row0 += d * len(paths)
+        return out
+
+    def _block_square(self, dtype: torch.dtype):
+        key = ("blocks", dtype)
+        if key not in self._ops:
+            from . import fused_cg
+            keep, row0 = [], 0
+            for l3, paths in self.paths_by_l3.items():
+                d = 2 * l3 + 1
+                nz = set(self.nonzero_paths[l3])
+                keep += [k in nz for k in range(len(paths)) for _ in range(d)]
+                row0 += d * len(paths)
+            keep = torch.tensor(keep, dtype=torch.bool)
+            new_row = torch.cumsum(keep.long(), 0) - 1          # old output row -> kept row
+            e = self._entries
+            blocks = tuple((2 * l3 + 1, len(self.nonzero_paths[l3])) for l3 in self.paths_by_l3)
+            self._ops[key] = fused_cg.BlockSquare(new_row[e.row], e.i, e.j, e.val, self.degrees_in,
+                                                  blocks, self.channels, dtype)
+        return self._ops[key]
+
+    def square_with_power(self, x: Features):
+        """The square of the nonzero paths and the signal power, for :class:`~holovae.nn.blocks.CGBlock`.
+
+        ``{l: [2l+1, B, C]}`` -> (``{l3: [2l3+1, B, C * len(nonzero_paths[l3])]}``, ``power [B]``
+        = ``sum_l3 sum_{m,c} y_l3^2 / (2l3+1)``), or ``None`` where the fused CPU kernel does not
+        run (other implementation or device, or a dtype it lacks): then use :meth:`forward`.
+        """
+        first = x[self.degrees_in[0]]
+        if self.implementation not in ("auto", "fused") or first.device.type != "cpu" \
+                or first.dtype not in (torch.float32, torch.float64) or not fused_kernel_available():
+            return None
+        from . import fused_cg
+        ys, power = fused_cg.block_square(self._block_square(first.dtype), [x[l] for l in self.degrees_in])
+        return dict(zip(self.paths_by_l3, ys)), power
 
     # -- implementations -------------------------------------------------------------------
     def _op(self, device: torch.device, dtype: torch.dtype):

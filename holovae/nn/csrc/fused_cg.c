@@ -2,8 +2,10 @@
  * Fused channel-wise Clebsch-Gordan "tensor square" for holovae.
  *
  * Plain C (GNU C11: vector extensions) + OpenMP, no torch headers; loaded from
- * Python with ctypes (holovae/nn/fused_cg.py).  All matrices are row-major and
- * contiguous:
+ * Python with ctypes (holovae/nn/fused_cg.py).  The plain entry points take
+ * row-major contiguous matrices; the "mapped" ones reach every row through a
+ * pointer map (see map_t), which lets them read and write the model's
+ * per-degree tensors in place:
  *
  *   forward : Y[r, n]  = sum_{e: row[e]==r} val[e] * X[i[e], n] * X[j[e], n]
  *             X [d_in, N], Y [d_out, N]
@@ -35,6 +37,7 @@
  *
  * Return codes: 0 ok, -1 index out of range, -2 out of memory, -3 bad argument.
  */
+#include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -336,19 +339,53 @@ static int clamp_threads(int nthreads, int64_t ntiles)
 }
 
 /*
+ * Row maps.  Row r of a matrix starts at rows[r]; column n = b * C + c (0 <= c < C) of that
+ * row is element  b * ld[r] + c  from there.  A plain row-major [d, N] matrix is the map
+ * rows[r] = M + r * N with C = N.  The model's feature tensors need no copies either way:
+ * the input degree l, [2l+1, B, C], is rows (l, m) -> x_l + m*B*C with ld = C, and the output
+ * block of degree l3 with P paths, [2l3+1, B, P*C], is rows (l3, p, m) -> y + m*B*P*C + p*C
+ * with ld = P*C.
+ */
+typedef struct {
+    const void *const *rows;
+    const int64_t *ld;
+} map_t;
+
+/* The pieces of one column tile [n0, n0 + w) that are contiguous in every row: tile column
+ * t..t+len-1 is column block b, c..c+len-1. */
+typedef struct {
+    int64_t t, len, b, c;
+} seg_t;
+
+static int make_segs(seg_t *s, int64_t n0, int64_t w, int64_t C)
+{
+    int ns = 0;
+    int64_t t = 0, b = n0 / C, c = n0 - (n0 / C) * C;
+    while (t < w) {
+        int64_t len = C - c < w - t ? C - c : w - t;
+        s[ns].t = t; s[ns].len = len; s[ns].b = b; s[ns].c = c;
+        ++ns; t += len; ++b; c = 0;
+    }
+    return ns;
+}
+
+/*
  * DEFINE_KERNELS(T, SFX, TL) generates, for scalar type T with tile width TL:
- *   tile_SFX  one column tile: out[:, n0:n0+width] from packed A, B tiles
- *   pack_SFX  copy a column slice of a matrix into a zero-padded [d][TL] buffer
+ *   tile_SFX  one column tile: every output row from packed A, B tiles, written through the
+ *             output map (and its squares summed into the per-column-block power)
+ *   pack_SFX  copy a column tile of a mapped matrix into a zero-padded [d][TL] buffer
+ *             (optionally adding gam[r] * gpow[b] * Y[r, b, c]: the signal-power gradient)
  *   run_SFX   all tiles, in parallel
- *   holovae_cg_forward_SFX / holovae_cg_backward_SFX  (exported)
+ *   holovae_cg_{forward,backward}_SFX          (exported; plain row-major matrices)
+ *   holovae_cg_mapped_{forward,backward}_SFX   (exported; row maps, signal power)
  */
 #define DEFINE_KERNELS(T, SFX, TL)                                                          \
                                                                                             \
 static void tile_##SFX(const plan_t *pl, const char *restrict A, const char *restrict B,    \
-                       T *restrict out, int64_t ldo, int64_t width, int nt_store)           \
+                       const map_t *O, const seg_t *sg, int ns, int64_t width, int nt_store, \
+                       const T *pw, T *ppow)                                                \
 {                                                                                           \
     typedef T V __attribute__((vector_size(VBYTES), may_alias));                            \
-    typedef T VU __attribute__((vector_size(VBYTES), may_alias, aligned(sizeof(T))));       \
     enum { NV = TL * (int)sizeof(T) / VBYTES };                                             \
     const int64_t *restrict out_ptr = pl->out_ptr;                                          \
     const int64_t *restrict ent_p = pl->ent_p;                                              \
@@ -376,44 +413,74 @@ static void tile_##SFX(const plan_t *pl, const char *restrict A, const char *res
             const V *a = (const V *)(A + ent_p[e]), *b = (const V *)(B + ent_q[e]);         \
             for (int k = 0; k < NV; ++k) acc[k] += (v * a[k]) * b[k];                       \
         }                                                                                   \
-        T *y = out + (int64_t)o * ldo;                                                      \
-        if (width == TL && nt_store && ((uintptr_t)y % VBYTES) == 0) {                      \
-            for (int k = 0; k < NV; ++k) {                                                  \
-                V r = acc[k] + acc2[k];                                                     \
-                STREAM_##SFX(y + k * (VBYTES / (int)sizeof(T)), r);                         \
-            }                                                                               \
-        } else if (width == TL) {                                                           \
-            for (int k = 0; k < NV; ++k) *(VU *)(y + k * (VBYTES / (int)sizeof(T))) =       \
-                acc[k] + acc2[k];                                                           \
+        V tmp[NV];                                                                          \
+        for (int k = 0; k < NV; ++k) tmp[k] = acc[k] + acc2[k];                             \
+        const T *tv = (const T *)tmp;                                                       \
+        T *y = (T *)O->rows[o];                                                             \
+        const int64_t ld = O->ld[o];                                                        \
+        if (ns == 1 && width == TL && nt_store &&                                           \
+            ((uintptr_t)(y + sg[0].b * ld + sg[0].c) % VBYTES) == 0) {                      \
+            T *yy = y + sg[0].b * ld + sg[0].c;                                             \
+            for (int k = 0; k < NV; ++k) STREAM_##SFX(yy + k * (VBYTES / (int)sizeof(T)), tmp[k]); \
         } else {                                                                            \
-            V tmp[NV];                                                                      \
-            for (int k = 0; k < NV; ++k) tmp[k] = acc[k] + acc2[k];                         \
-            memcpy(y, tmp, (size_t)width * sizeof(T));                                      \
+            for (int s = 0; s < ns; ++s)                                                    \
+                memcpy(y + sg[s].b * ld + sg[s].c, tv + sg[s].t, (size_t)sg[s].len * sizeof(T)); \
+        }                                                                                   \
+        if (ppow && pw[o] != (T)0) {                                                        \
+            for (int s = 0; s < ns; ++s) {                                                  \
+                T ss = 0;                                                                   \
+                for (int64_t t = sg[s].t; t < sg[s].t + sg[s].len; ++t) ss += tv[t] * tv[t];\
+                ppow[sg[s].b] += pw[o] * ss;                                                \
+            }                                                                               \
         }                                                                                   \
     }                                                                                       \
 }                                                                                           \
                                                                                             \
-static void pack_##SFX(T *restrict P, const T *restrict M, int64_t d, int64_t ld,           \
-                       int64_t n0, int64_t w)                                               \
+static void pack_##SFX(T *restrict P, const map_t *M, int64_t d, const seg_t *sg, int ns,   \
+                       int64_t w, const map_t *Yg, const T *gam, const T *gpow)             \
 {                                                                                           \
     for (int64_t r = 0; r < d; ++r) {                                                       \
-        memcpy(P + r * TL, M + r * ld + n0, (size_t)w * sizeof(T));                         \
-        for (int64_t t = w; t < TL; ++t) P[r * TL + t] = (T)0;                              \
+        T *dst = P + r * TL;                                                                \
+        const T *src = (const T *)M->rows[r];                                               \
+        const int64_t ld = M->ld[r];                                                        \
+        for (int s = 0; s < ns; ++s)                                                        \
+            memcpy(dst + sg[s].t, src + sg[s].b * ld + sg[s].c, (size_t)sg[s].len * sizeof(T)); \
+        if (Yg && gam[r] != (T)0) {                                                         \
+            const T *yr = (const T *)Yg->rows[r];                                           \
+            const int64_t ly = Yg->ld[r];                                                   \
+            for (int s = 0; s < ns; ++s) {                                                  \
+                const T f = gam[r] * gpow[sg[s].b];                                         \
+                const T *ys = yr + sg[s].b * ly + sg[s].c;                                  \
+                T *ds = dst + sg[s].t;                                                      \
+                for (int64_t t = 0; t < sg[s].len; ++t) ds[t] += f * ys[t];                 \
+            }                                                                               \
+        }                                                                                   \
+        for (int64_t t = w; t < TL; ++t) dst[t] = (T)0;                                     \
     }                                                                                       \
 }                                                                                           \
                                                                                             \
-static int run_##SFX(const plan_t *pl, const T *A, int64_t dA, const T *B, int64_t dB,      \
-                     int same, T *out, int64_t N, int nthreads)                             \
+static int run_##SFX(const plan_t *pl, const map_t *A, int64_t dA, const map_t *B,          \
+                     int64_t dB, int same, const map_t *O, int64_t N, int64_t C,            \
+                     int nthreads, const map_t *Yg, const T *gam, const T *gpow,            \
+                     const T *pw, T *power)                                                 \
 {                                                                                           \
     int rc = 0;                                                                             \
     const int64_t ntiles = (N + TL - 1) / TL;                                               \
     const int nt = clamp_threads(nthreads, ntiles);                                         \
     const int nts = (int64_t)pl->n_out * N * (int64_t)sizeof(T) >= NT_MIN_BYTES;            \
+    const int64_t nb = N / C;                                                               \
+    T *parts = NULL;                                                                        \
+    if (power) {                                                                            \
+        parts = calloc((size_t)nt * (size_t)nb, sizeof(T));                                 \
+        if (!parts) return -2;                                                              \
+    }                                                                                       \
     _Pragma("omp parallel num_threads(nt)")                                                 \
     {                                                                                       \
         const size_t rowsB = (size_t)dB, rowsA = same ? 0 : (size_t)dA;                     \
         T *bufB = (T *)scratch((rowsA + rowsB) * TL * sizeof(T));                           \
         T *bufA = bufB ? (same ? bufB : bufB + rowsB * TL) : NULL;                          \
+        T *ppow = parts ? parts + (size_t)omp_get_thread_num() * (size_t)nb : NULL;         \
+        seg_t sg[TL + 1];                                                                   \
         if (!bufB) {                                                                        \
             _Pragma("omp atomic write")                                                     \
             rc = -2;                                                                        \
@@ -423,13 +490,34 @@ static int run_##SFX(const plan_t *pl, const T *A, int64_t dA, const T *B, int64
             if (!bufB) continue;                                                            \
             const int64_t n0 = tile * TL;                                                   \
             const int64_t w = (N - n0) < TL ? (N - n0) : TL;                                \
-            pack_##SFX(bufB, B, dB, N, n0, w);                                              \
-            if (!same) pack_##SFX(bufA, A, dA, N, n0, w);                                   \
-            tile_##SFX(pl, (const char *)bufA, (const char *)bufB, out + n0, N, w, nts);    \
+            const int ns = make_segs(sg, n0, w, C);                                         \
+            pack_##SFX(bufB, B, dB, sg, ns, w, NULL, NULL, NULL);                           \
+            if (!same) pack_##SFX(bufA, A, dA, sg, ns, w, Yg, gam, gpow);                   \
+            tile_##SFX(pl, (const char *)bufA, (const char *)bufB, O, sg, ns, w, nts, pw, ppow); \
         }                                                                                   \
         STREAM_FENCE();                                                                     \
     }                                                                                       \
+    if (parts) {   /* in thread order: the same sums on every run */                        \
+        for (int64_t b = 0; b < nb; ++b) {                                                  \
+            T s = 0;                                                                        \
+            for (int k = 0; k < nt; ++k) s += parts[(size_t)k * (size_t)nb + (size_t)b];   \
+            power[b] = s;                                                                   \
+        }                                                                                   \
+        free(parts);                                                                        \
+    }                                                                                       \
     return rc;                                                                              \
+}                                                                                           \
+                                                                                            \
+/* row map of a plain row-major [d, N] matrix (C = N): one malloc'd block, free() it */     \
+static map_t *plain_map_##SFX(const T *M, int64_t d, int64_t N)                             \
+{                                                                                           \
+    map_t *m = malloc(sizeof(map_t) + (size_t)d * (sizeof(void *) + sizeof(int64_t)));      \
+    if (!m) return NULL;                                                                    \
+    const void **rows = (const void **)(m + 1);                                             \
+    int64_t *ld = (int64_t *)(rows + d);                                                    \
+    for (int64_t r = 0; r < d; ++r) { rows[r] = M + r * N; ld[r] = N; }                     \
+    m->rows = rows; m->ld = ld;                                                             \
+    return m;                                                                               \
 }                                                                                           \
                                                                                             \
 int holovae_cg_forward_##SFX(const T *X, int64_t d_in, int64_t N,                           \
@@ -441,7 +529,12 @@ int holovae_cg_forward_##SFX(const T *X, int64_t d_in, int64_t N,               
     int rc = cache_get(&c, 0, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
                        (int64_t)TL * (int64_t)sizeof(T));                                   \
     if (rc) return rc;                                                                      \
-    if (N > 0) rc = run_##SFX(&c->plan, X, d_in, X, d_in, 1, Y, N, nthreads);               \
+    if (N > 0) {                                                                            \
+        map_t *mx = plain_map_##SFX(X, d_in, N), *my = plain_map_##SFX(Y, d_out, N);        \
+        rc = (mx && my) ? run_##SFX(&c->plan, mx, d_in, mx, d_in, 1, my, N, N, nthreads,    \
+                                    NULL, NULL, NULL, NULL, NULL) : -2;                     \
+        free(mx); free(my);                                                                 \
+    }                                                                                       \
     cache_release(c);                                                                       \
     return rc;                                                                              \
 }                                                                                           \
@@ -455,7 +548,59 @@ int holovae_cg_backward_##SFX(const T *dY, int64_t d_out, const T *X, int64_t d_
     int rc = cache_get(&c, 1, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
                        (int64_t)TL * (int64_t)sizeof(T));                                   \
     if (rc) return rc;                                                                      \
-    if (N > 0) rc = run_##SFX(&c->plan, dY, d_out, X, d_in, 0, dX, N, nthreads);            \
+    if (N > 0) {                                                                            \
+        map_t *mdy = plain_map_##SFX(dY, d_out, N), *mx = plain_map_##SFX(X, d_in, N);      \
+        map_t *mdx = plain_map_##SFX(dX, d_in, N);                                          \
+        rc = (mdy && mx && mdx) ? run_##SFX(&c->plan, mdy, d_out, mx, d_in, 0, mdx, N, N,   \
+                                            nthreads, NULL, NULL, NULL, NULL, NULL) : -2;   \
+        free(mdy); free(mx); free(mdx);                                                     \
+    }                                                                                       \
+    cache_release(c);                                                                       \
+    return rc;                                                                              \
+}                                                                                           \
+                                                                                            \
+/* Y = CG(X) through row maps; power[b] = sum_o pw[o] * sum_c Y[o, b, c]^2 when power is    \
+ * not NULL (pw [d_out], power [N / C]). */                                                 \
+int holovae_cg_mapped_forward_##SFX(const void *const *xrows, const int64_t *xld,          \
+                                    int64_t d_in, int64_t N, int64_t C,                     \
+                                    const void *row, const void *ii, const void *jj,        \
+                                    int idx64, const T *val, int64_t nnz,                   \
+                                    const void *const *yrows, const int64_t *yld,           \
+                                    int64_t d_out, const T *pw, T *power, int nthreads)     \
+{                                                                                           \
+    centry_t *c;                                                                            \
+    if (N < 0 || C < 1 || N % C != 0 || (power && !pw)) return -3;                          \
+    int rc = cache_get(&c, 0, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
+                       (int64_t)TL * (int64_t)sizeof(T));                                   \
+    if (rc) return rc;                                                                      \
+    const map_t mx = {xrows, xld}, my = {yrows, yld};                                       \
+    if (N > 0) rc = run_##SFX(&c->plan, &mx, d_in, &mx, d_in, 1, &my, N, C, nthreads,       \
+                              NULL, NULL, NULL, pw, power);                                 \
+    cache_release(c);                                                                       \
+    return rc;                                                                              \
+}                                                                                           \
+                                                                                            \
+/* dX = CG backward of (dY + gam[o] * gpow[b] * Y) through row maps (yrows share dY's ld;   \
+ * yrows/gam/gpow NULL: plain dY). */                                                       \
+int holovae_cg_mapped_backward_##SFX(const void *const *dyrows, const int64_t *dyld,       \
+                                     const void *const *yrows, const T *gam, const T *gpow, \
+                                     int64_t d_out,                                         \
+                                     const void *const *xrows, const int64_t *xld,          \
+                                     int64_t d_in, int64_t N, int64_t C,                    \
+                                     const void *row, const void *ii, const void *jj,       \
+                                     int idx64, const T *val, int64_t nnz,                  \
+                                     const void *const *dxrows, const int64_t *dxld,        \
+                                     int nthreads)                                          \
+{                                                                                           \
+    centry_t *c;                                                                            \
+    if (N < 0 || C < 1 || N % C != 0 || (yrows && (!gam || !gpow))) return -3;              \
+    int rc = cache_get(&c, 1, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
+                       (int64_t)TL * (int64_t)sizeof(T));                                   \
+    if (rc) return rc;                                                                      \
+    const map_t mdy = {dyrows, dyld}, my = {yrows, dyld}, mx = {xrows, xld};                \
+    const map_t mdx = {dxrows, dxld};                                                       \
+    if (N > 0) rc = run_##SFX(&c->plan, &mdy, d_out, &mx, d_in, 0, &mdx, N, C, nthreads,    \
+                              yrows ? &my : NULL, gam, gpow, NULL, NULL);                   \
     cache_release(c);                                                                       \
     return rc;                                                                              \
 }
@@ -483,4 +628,4 @@ int holovae_cg_advise_huge(void *p, int64_t bytes)
 
 int holovae_cg_tile_f32(void) { return TILE_F32; }
 int holovae_cg_tile_f64(void) { return TILE_F64; }
-int holovae_cg_abi_version(void) { return 2; }
+int holovae_cg_abi_version(void) { return 3; }
