@@ -57,3 +57,35 @@ def test_block_on_the_fused_kernel_equals_the_reference_algorithm(channels, lmax
         torch.testing.assert_close(outs[1][l], outs[0][l], rtol=1e-10, atol=1e-12)
     for a, b in zip(*grads):
         torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("degrees", [range(5), range(1, 4)])
+def test_stacked_batch_norm_equals_the_per_degree_one(degrees):
+    """Outputs, gradients (input and affine parameters) and running statistics, in training
+    and evaluation, float64; with and without a degree 0."""
+    from holovae.nn.norms import SO3BatchNorm
+    torch.manual_seed(0)
+    channels = {l: 6 for l in degrees}
+    per_degree, stacked = SO3BatchNorm(channels).double(), SO3BatchNorm(channels).double()
+    with torch.no_grad():
+        for p in per_degree.parameters():
+            p.uniform_(0.5, 1.5)
+    stacked.load_state_dict(per_degree.state_dict())
+    for mode in ("train", "train", "eval"):
+        for bn in (per_degree, stacked):
+            bn.train(mode == "train")
+        x = {l: (torch.randn(2 * l + 1, 9, 6, dtype=torch.float64) + (3.0 if l == 0 else 0.0)).requires_grad_()
+             for l in degrees}
+        ref = per_degree(x)
+        ref = torch.cat([ref[l] for l in degrees])
+        out = stacked.stacked(x)
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        g = torch.randn_like(ref)
+        wrt = lambda bn: [*x.values(), *bn.parameters()]
+        for a, b in zip(torch.autograd.grad((out * g).sum(), wrt(stacked)),
+                        torch.autograd.grad((ref * g).sum(), wrt(per_degree))):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        for (name, a), (_, b) in zip(stacked.named_buffers(), per_degree.named_buffers()):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=name)
+    with pytest.raises(ValueError, match="equal channels"):
+        SO3BatchNorm({0: 2, 1: 3}).stacked({0: torch.randn(1, 4, 2), 1: torch.randn(3, 4, 3)})

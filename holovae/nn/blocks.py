@@ -9,7 +9,7 @@ import torch
 from ..so3.irreps import Features
 from .linear import SO3Linear
 from .norms import SignalNorm, SO3BatchNorm
-from .tensor_product import ChannelwiseTensorProduct, FullTensorProduct
+from .tensor_product import ChannelwiseTensorProduct, FullTensorProduct, fused_kernel_available
 
 
 class CGBlock(torch.nn.Module):
@@ -43,19 +43,13 @@ class CGBlock(torch.nn.Module):
         self.channels_out = dict(channels_out)
 
     def forward(self, x: Features) -> Features:
+        if self._fusable(x):
+            return self._forward_fused(x)
         if self.bn is not None:
             x = self.bn(x)
+        y = self.tp(x)
         norm, linear = self.norm, self.linear
-        fused = self.tp.square_with_power(x) if isinstance(self.tp, ChannelwiseTensorProduct) else None
-        if fused is not None:
-            # the kernel skips the identically-zero (l, l) -> odd l3 paths and sums the power
-            # while its outputs are in registers; the linear takes the matching weight rows
-            y, power = fused
-            rows = self._nonzero_rows
-        else:
-            y = self.tp(x)
-            power = sum(y[l].pow(2).sum(dim=(0, 2)) / (2 * l + 1) for l in norm.channels)   # [B]
-            rows = {}
+        power = sum(y[l].pow(2).sum(dim=(0, 2)) / (2 * l + 1) for l in norm.channels)   # [B]
         # linear(signal_norm(y)) computed as signal_norm's scaling applied after the linear:
         # the per-sample divisor and per-degree weight are scalars within a degree, so they
         # commute with channel mixing, and the linear's output is several times narrower than
@@ -65,14 +59,62 @@ class CGBlock(torch.nn.Module):
         out: Features = {}
         for l in linear.channels_out:
             W = linear.weights[str(l)]
-            Wy = W if rows.get(l) is None else W[rows[l]]
-            yl = y[l]
-            h = torch.matmul(yl, Wy) if yl.shape[-1] else yl.new_zeros(yl.shape[:2] + (W.shape[1],))
-            h = h * (scale * norm.weight[l])
+            h = torch.matmul(y[l], W) * (scale * norm.weight[l])
             if l == 0:
                 h = h + norm.bias * W.sum(dim=0)     # the signal norm's bias, through the linear
             out[l] = h
         return out
+
+    def _fusable(self, x: Features) -> bool:
+        if not isinstance(self.tp, ChannelwiseTensorProduct) or self.tp.implementation not in ("auto", "fused"):
+            return False
+        first = x[self.tp.degrees_in[0]]
+        return first.device.type == "cpu" and first.dtype in (torch.float32, torch.float64) \
+            and fused_kernel_available()
+
+    def _forward_fused(self, x: Features) -> Features:
+        """The same block on the fused CPU kernel, in whole-block operations: the batch norm on
+        the stacked degrees, the kernel's per-degree outputs of the nonzero paths with the signal
+        power summed in the same pass (the identically zero (l, l) -> odd l3 paths are skipped,
+        and with them their weight rows), one matmul per output degree, then the signal norm's
+        scale and bias applied to all output degrees at once."""
+        norm, linear, tp = self.norm, self.linear, self.tp
+        X = self.bn.stacked(x) if self.bn is not None else torch.cat([x[l] for l in tp.degrees_in], dim=0)
+        y, power = tp.square_with_power(X)
+        scale = torch.rsqrt(power + norm.eps)                                   # [B]
+        rows = self._nonzero_rows
+        hs = []
+        for l in linear.channels_out:
+            W = linear.weights[str(l)]
+            yl = y[l]
+            if rows.get(l) is not None:
+                W = W.index_select(0, rows[l])
+            hs.append(torch.matmul(yl, W) if yl.shape[-1] else yl.new_zeros(yl.shape[:2] + (W.shape[1],)))
+        degrees = list(linear.channels_out)
+        widths = {h.shape[-1] for h in hs}
+        if len(widths) > 1:   # unequal output channels: degree by degree
+            out = {}
+            for l, h in zip(degrees, hs):
+                h = h * (scale[:, None] * norm.weight[l])
+                if l == 0:
+                    h = h + norm.bias * linear.weights["0"].sum(dim=0)
+                out[l] = h
+            return out
+        H = torch.cat(hs, dim=0)                                                # [D_out, B, C_out]
+        owner = self._output_degree_rows
+        factor = norm.weight.index_select(0, owner)[:, None, None] * scale[None, :, None]   # [D_out, B, 1]
+        if degrees[0] != 0:
+            H = H * factor
+        else:   # the signal norm's bias reaches row 0 (l = 0) through the linear
+            bias = (norm.bias * linear.weights["0"].sum(dim=0))[None]           # [1, C_out]
+            bias_rows = torch.cat([bias, bias.new_zeros(H.shape[0] - 1, H.shape[2])], dim=0)
+            H = torch.addcmul(bias_rows[:, None, :], H, factor)
+        return dict(zip(degrees, H.split([2 * l + 1 for l in degrees], dim=0)))
+
+    @functools.cached_property
+    def _output_degree_rows(self) -> torch.Tensor:
+        """The degree of every row of the stacked output."""
+        return torch.cat([torch.full((2 * l + 1,), l, dtype=torch.long) for l in self.linear.channels_out])
 
     @functools.cached_property
     def _nonzero_rows(self) -> dict:

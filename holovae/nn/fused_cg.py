@@ -34,9 +34,9 @@ Public API
     The forward wrapped in an autograd function (gradient with respect to ``X`` only; not twice
     differentiable). Requires ``available()``.
 ``BlockSquare`` / ``block_square(op, xs)``
-    The same product between the model's per-degree tensors ``[2l+1, B, C]`` and per-degree
-    output blocks ``[2l3+1, B, paths*C]``, read and written in place through row maps (no
-    concatenation or reordering copies either way), with the per-sample signal power summed in
+    The same product from the stacked degrees ``[sum_l (2l+1), B, C]`` into per-degree output
+    blocks ``[2l3+1, B, paths*C]``, written in place through row maps (no reordering copies
+    either way), with the per-sample signal power summed in
     the same pass; ``block_square`` is differentiable in the inputs (hand-written backward,
     the power's gradient folded into the kernel's read of the output gradient).
 ``clear_plan_cache()``
@@ -306,14 +306,20 @@ def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a0 < b0 + b.numel() * b.element_size() and b0 < a0 + a.numel() * a.element_size()
 
 
+def _fresh(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """An output tensor; a big one gets huge pages (its first-touch page faults, taken by the
+    kernel's threads at once, otherwise cost more than the kernel and stop it scaling)."""
+    t = torch.empty(shape, dtype=dtype)
+    nbytes = t.numel() * t.element_size()
+    if nbytes >= _HUGE_MIN_BYTES and _lib is not None:
+        _lib.holovae_cg_advise_huge(t.data_ptr(), nbytes)
+    return t
+
+
 def _output(out: Optional[torch.Tensor], shape: tuple, X: torch.Tensor, what: str,
             inputs: tuple = ()) -> torch.Tensor:
     if out is None:
-        t = torch.empty(shape, dtype=X.dtype)
-        nbytes = t.numel() * t.element_size()
-        if nbytes >= _HUGE_MIN_BYTES and _lib is not None:
-            _lib.holovae_cg_advise_huge(t.data_ptr(), nbytes)
-        return t
+        return _fresh(shape, X.dtype)
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"{what}: out must be a torch.Tensor, got {type(out).__name__}")
     if out.device.type != "cpu" or out.dtype != X.dtype or tuple(out.shape) != tuple(shape) \
@@ -420,19 +426,19 @@ def cg_square(X: torch.Tensor, row: torch.Tensor, i: torch.Tensor, j: torch.Tens
 # --------------------------------------------------------------------------------------------
 
 class BlockSquare:
-    """The CG square read from and written to the model's per-degree tensors directly.
+    """The CG square read from and written to the model's feature tensors directly.
 
-    Inputs: one tensor per input degree, ``x_l [2l+1, B, C]`` (rows ``(l, m)`` of the entries,
-    degrees in the order given). Outputs: one tensor per output block ``(d, P)``,
-    ``y [d, B, P*C]`` whose entry rows are ordered ``(block, p, m)`` (``m < d``); output channel
-    ``p*C + c`` is row ``(p, m)`` of channel ``c``. Optionally the signal power
-    ``power[b] = sum_rows w_row * sum_c y[row, b, c]^2`` with ``w = 1/d`` per block (the
-    mean over components of the total power, :class:`holovae.nn.norms.SignalNorm`), summed
-    while the outputs are still in registers.
+    Input: the degrees stacked, ``X [D_in, B, C]`` (rows ``(l, m)`` of the entries, ``D_in =
+    sum_l (2l+1)``). Outputs: one tensor per output block ``(d, P)``, ``y [d, B, P*C]`` whose
+    entry rows are ordered ``(block, p, m)`` (``m < d``); output channel ``p*C + c`` is row
+    ``(p, m)`` of channel ``c``. Optionally the signal power ``power[b] = sum_rows w_row *
+    sum_c y[row, b, c]^2`` with ``w = 1/d`` per block (the mean over components of the total
+    power, :class:`holovae.nn.norms.SignalNorm`), summed while the outputs are still in
+    registers.
 
-    The kernel walks rows through pointer maps (``csrc/fused_cg.c``, "row maps"), so neither the
-    concatenation of the inputs nor the (path, m) -> (m, path) reordering of the outputs, nor
-    their inverses in the backward, is ever materialised. float32/float64, CPU.
+    The kernel writes rows through pointer maps (``csrc/fused_cg.c``, "row maps"), so the
+    (path, m) -> (m, path) reordering of the outputs, and its inverse in the backward, is never
+    materialised. float32/float64, CPU.
     """
 
     def __init__(self, row: torch.Tensor, i: torch.Tensor, j: torch.Tensor, val: torch.Tensor,
@@ -454,92 +460,84 @@ class BlockSquare:
             if self.blocks else torch.zeros(0, dtype=torch.float64)
         self.pw = w.to(dtype).contiguous()
         self.gam = (2 * w).to(dtype).contiguous()
-        # which tensor each row lives in, and its element offset there (for B = 1; see _maps)
-        self._x_owner = np.repeat(np.arange(len(self.degrees_in)), [2 * l + 1 for l in self.degrees_in])
         self._y_owner = np.repeat(np.arange(len(self.blocks)), [d * k for d, k in self.blocks])
         self._maps: dict = {}
 
     def _layout(self, B: int):
-        """Per-row byte offsets (relative to the owning tensor) and ``ld`` arrays for batch B."""
+        """Per-row byte offsets (from the owning tensor's start) and ``ld`` arrays for batch B."""
         np = self._np
         if B not in self._maps:
             es = torch.empty((), dtype=self.dtype).element_size()
             C = self.C
-            x_off = np.concatenate([np.arange(2 * l + 1) * B * C for l in self.degrees_in]) * es
+            x_off = np.arange(self.d_in, dtype=np.int64) * B * C * es
             x_ld = np.full(self.d_in, C, dtype=np.int64)
-            y_off, y_ld = [], []
+            y_off, y_ld = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
             for d, k in self.blocks:
                 p, m = np.meshgrid(np.arange(k), np.arange(d), indexing="ij")  # rows (p, m)
-                y_off.append(((m * B * k * C + p * C) * es).ravel())
+                y_off.append(((m * B * k * C + p * C) * es).ravel().astype(np.int64))
                 y_ld.append(np.full(d * k, k * C, dtype=np.int64))
-            y_off = np.concatenate(y_off).astype(np.int64) if y_off else np.zeros(0, np.int64)
-            y_ld = np.concatenate(y_ld) if y_ld else np.zeros(0, np.int64)
-            dx_off = np.arange(self.d_in, dtype=np.int64) * B * C * es
-            self._maps[B] = (x_off.astype(np.int64), x_ld, y_off, y_ld, dx_off)
+            self._maps[B] = (x_off, x_ld, np.concatenate(y_off), np.concatenate(y_ld))
         return self._maps[B]
 
-    def _addresses(self, tensors, owner, offsets):
+    def _y_addresses(self, ys, offsets):
         np = self._np
-        bases = np.array([t.data_ptr() for t in tensors], dtype=np.int64)
-        return bases[owner] + offsets if len(offsets) else np.zeros(1, np.int64)
+        bases = np.array([t.data_ptr() for t in ys] or [0], dtype=np.int64)
+        return bases[self._y_owner] + offsets if len(offsets) else np.zeros(1, np.int64)
 
-    def _check_inputs(self, xs) -> tuple[int, int]:
-        if len(xs) != len(self.degrees_in):
-            raise ValueError(f"BlockSquare: expected {len(self.degrees_in)} input degrees, got {len(xs)}")
-        B = xs[0].shape[1] if xs[0].dim() == 3 else -1
-        for l, x in zip(self.degrees_in, xs):
-            if x.device.type != "cpu" or x.dtype != self.dtype or tuple(x.shape) != (2 * l + 1, B, self.C) \
-                    or not x.is_contiguous():
-                raise ValueError(f"BlockSquare: degree {l} must be a contiguous CPU {self.dtype} tensor "
-                                 f"[{2 * l + 1}, B, {self.C}], got {x.dtype} {tuple(x.shape)} on {x.device}")
-        return B, B * self.C
+    def _check_input(self, X: torch.Tensor) -> int:
+        if not isinstance(X, torch.Tensor) or X.device.type != "cpu" or X.dtype != self.dtype \
+                or X.dim() != 3 or X.shape[0] != self.d_in or X.shape[2] != self.C or not X.is_contiguous():
+            got = f"{X.dtype} {tuple(X.shape)} on {X.device}" if isinstance(X, torch.Tensor) else type(X).__name__
+            raise ValueError(f"BlockSquare: the input must be a contiguous CPU {self.dtype} tensor "
+                             f"[{self.d_in}, B, {self.C}], got {got}")
+        return X.shape[1]
 
-    def forward(self, xs, with_power: bool = True):
-        """``xs``: ``[x_l [2l+1, B, C]]`` -> (``[y [d, B, P*C]]`` per block, ``power [B]`` or None)."""
-        B, N = self._check_inputs(xs)
+    def forward(self, X: torch.Tensor, with_power: bool = True):
+        """``X [D_in, B, C]`` -> (``[y [d, B, P*C]]`` per block, ``power [B]`` or None)."""
+        B = self._check_input(X)
+        N = B * self.C
         lib = _get_lib()
-        ys = [torch.empty((d, B, k * self.C), dtype=self.dtype) for d, k in self.blocks]
+        ys = [_fresh((d, B, k * self.C), self.dtype) for d, k in self.blocks]
         power = torch.empty(B, dtype=self.dtype) if with_power else None
         if N == 0 or self.d_out == 0:
             for y in ys:
                 y.zero_()
             return ys, (power.zero_() if power is not None else None)
-        x_off, x_ld, y_off, y_ld, _ = self._layout(B)
-        xa = self._addresses(xs, self._x_owner, x_off)
-        ya = self._addresses(ys, self._y_owner, y_off)
+        x_off, x_ld, y_off, y_ld = self._layout(B)
+        xa = x_off + X.data_ptr()
+        ya = self._y_addresses(ys, y_off)
         fn = lib.holovae_cg_mapped_forward_f32 if self.dtype == torch.float32 else lib.holovae_cg_mapped_forward_f64
         rc = fn(xa.ctypes.data, x_ld.ctypes.data, self.d_in, N, self.C,
                 _ptr(self.row), _ptr(self.i), _ptr(self.j), self.idx64, _ptr(self.val), self.nnz,
-                ya.ctypes.data, y_ld.ctypes.data if len(y_ld) else None, self.d_out,
+                ya.ctypes.data, y_ld.ctypes.data, self.d_out,
                 _ptr(self.pw) if power is not None else None,
                 _ptr(power) if power is not None else None, torch.get_num_threads())
         if rc != 0:
             _raise(rc, "BlockSquare.forward")
         return ys, power
 
-    def backward(self, gys, gpower, xs, ys):
-        """Gradient of :meth:`forward` with respect to the inputs -> ``[dx_l [2l+1, B, C]]``.
+    def backward(self, gys, gpower, X: torch.Tensor, ys) -> torch.Tensor:
+        """Gradient of :meth:`forward` with respect to its input -> ``dX [D_in, B, C]``.
 
         ``gys``: gradients of the outputs (``None`` = zero); ``gpower``: of the power (or None).
         """
-        B, N = self._check_inputs(xs)
+        B = self._check_input(X)
+        N = B * self.C
         gys = [torch.zeros_like(y) if g is None else g.to(self.dtype).contiguous() for g, y in zip(gys, ys)]
         for g, y in zip(gys, ys):
             if g.shape != y.shape:
                 raise ValueError(f"BlockSquare.backward: gradient {tuple(g.shape)} for output {tuple(y.shape)}")
-        dX = torch.empty((self.d_in, B, self.C), dtype=self.dtype)
-        sizes = [2 * l + 1 for l in self.degrees_in]
+        dX = _fresh((self.d_in, B, self.C), self.dtype)
         if N == 0 or self.d_out == 0:
-            dX.zero_()
-            return list(dX.split(sizes))
+            return dX.zero_()
         lib = _get_lib()
-        x_off, x_ld, y_off, y_ld, dx_off = self._layout(B)
-        xa = self._addresses(xs, self._x_owner, x_off)
-        dya = self._addresses(gys, self._y_owner, y_off)
-        dxa = dx_off + dX.data_ptr()
+        x_off, x_ld, y_off, y_ld = self._layout(B)
+        xa = x_off + X.data_ptr()
+        dya = self._y_addresses(gys, y_off)
+        dxa = x_off + dX.data_ptr()
         if gpower is not None:
             gpower = gpower.to(self.dtype).contiguous()
-            ya = self._addresses(ys, self._y_owner, y_off)
+            ya = self._y_addresses(ys, y_off)
             yp, gam, gp = ya.ctypes.data, _ptr(self.gam), _ptr(gpower)
         else:
             yp = gam = gp = None
@@ -550,28 +548,26 @@ class BlockSquare:
                 dxa.ctypes.data, x_ld.ctypes.data, torch.get_num_threads())
         if rc != 0:
             _raise(rc, "BlockSquare.backward")
-        return list(dX.split(sizes))
+        return dX
 
 
 class _BlockSquareFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, op, *xs):
-        xs = tuple(x.contiguous() for x in xs)
-        ys, power = op.forward(list(xs))
-        ctx.op, ctx.n = op, len(xs)
-        ctx.save_for_backward(*xs, *ys)
+    def forward(ctx, op, X):
+        X = X.contiguous()
+        ys, power = op.forward(X)
+        ctx.op, ctx.n = op, len(ys)
+        ctx.save_for_backward(X, *ys)
         return (*ys, power)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, *grads):
-        saved = ctx.saved_tensors
-        xs, ys = list(saved[:ctx.n]), list(saved[ctx.n:])
-        dxs = ctx.op.backward(list(grads[:-1]), grads[-1], xs, ys)
-        return (None, *dxs)
+        X, *ys = ctx.saved_tensors
+        return None, ctx.op.backward(list(grads[:-1]), grads[-1], X, ys)
 
 
-def block_square(op: BlockSquare, xs) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Differentiable :meth:`BlockSquare.forward` (in the inputs) -> (outputs, power)."""
-    out = _BlockSquareFunction.apply(op, *xs)
+def block_square(op: BlockSquare, X: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Differentiable :meth:`BlockSquare.forward` (in ``X``) -> (outputs, power)."""
+    out = _BlockSquareFunction.apply(op, X)
     return list(out[:-1]), out[-1]

@@ -64,6 +64,59 @@ class SO3BatchNorm(torch.nn.Module):
             out[l] = h
         return out
 
+    def stacked(self, x: Features) -> torch.Tensor:
+        """The same normalisation, returned stacked: ``[sum_l (2l+1), B, C]`` with the degrees in
+        increasing order (all degrees must have the same channel count C).
+
+        One pass of a dozen whole-block operations instead of a dozen per degree: the per-degree
+        statistics are segment sums over the stacked rows, the scale of each row is gathered from
+        its degree's. Same statistics, running averages and result as :meth:`forward`; this is
+        the layout the fused CG kernel reads (:class:`holovae.nn.fused_cg.BlockSquare`)."""
+        degrees = sorted(self.channels)
+        widths = {self.channels[l] for l in degrees}
+        if len(widths) != 1:
+            raise ValueError(f"stacked batch norm needs equal channels per degree, got {self.channels}")
+        if self.training and self.sync_stats is not False and _dist.active():
+            out = self._forward_synchronised(x)
+            return torch.cat([out[l] for l in degrees], dim=0)
+        X = torch.cat([x[l] for l in degrees], dim=0)                  # [D, B, C]
+        owner = self._rows(tuple(degrees), X.device)
+        has0 = degrees[0] == 0
+        if self.training:
+            # mean over (m, b) of each degree: the per-row batch means summed per degree
+            row_sq = X.pow(2).mean(dim=1)                                   # [D, C]
+            if has0:
+                mean = X[0].mean(dim=0)                                     # [C]
+                var0 = (X[0] - mean).pow(2).mean(dim=0)
+                row_sq = torch.cat([var0[None], row_sq[1:]], dim=0)
+            sizes = torch.tensor([2 * l + 1 for l in degrees], dtype=X.dtype, device=X.device)
+            var = X.new_zeros(len(degrees), X.shape[2]).index_add(0, owner, row_sq) / sizes[:, None]
+            with torch.no_grad():
+                if has0:
+                    self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                bufs = [getattr(self, f"running_var_{l}") for l in degrees]
+                torch._foreach_lerp_(bufs, [v.to(bufs[0].dtype) for v in var.detach().unbind(0)], self.momentum)
+        else:
+            var = torch.stack([getattr(self, f"running_var_{l}") for l in degrees]).to(X.dtype)
+            mean = self.running_mean.to(X.dtype) if has0 else None
+        W = torch.stack([self.weights[str(l)] for l in degrees])            # [L, C]
+        a = torch.rsqrt(var + self.eps) * W                                # [L, C]
+        a_rows = a.index_select(0, owner)                                  # [D, C]
+        if not has0:
+            return X * a_rows[:, None, :]
+        shift = (self.bias - mean * a[0])[None]                            # [1, C]: row 0 only
+        shift_rows = torch.cat([shift, shift.new_zeros(X.shape[0] - 1, X.shape[2])], dim=0)
+        return torch.addcmul(shift_rows[:, None, :], X, a_rows[:, None, :])
+
+    def _rows(self, degrees: tuple, device) -> torch.Tensor:
+        """Index (into ``degrees``) of the degree of every stacked row, cached per device."""
+        cache = self.__dict__.setdefault("_row_cache", {})
+        key = (degrees, str(device))
+        if key not in cache:
+            cache[key] = torch.cat([torch.full((2 * l + 1,), k, dtype=torch.long)
+                                    for k, l in enumerate(degrees)]).to(device)
+        return cache[key]
+
     def _forward_synchronised(self, x: Features) -> Features:
         """Training forward with the global batch's statistics: one differentiable all-reduce of
         ``[B, sum(h0 - K), sum((h0 - K)^2), sum(h_l^2) for l > 0]`` (float32 at least). The

@@ -189,16 +189,17 @@ class ChannelwiseTensorProduct(torch.nn.Module):
     def square_with_power(self, x: Features):
         """The square of the nonzero paths and the signal power, for :class:`~holovae.nn.blocks.CGBlock`.
 
-        ``{l: [2l+1, B, C]}`` -> (``{l3: [2l3+1, B, C * len(nonzero_paths[l3])]}``, ``power [B]``
+        ``{l: [2l+1, B, C]}`` (or those stacked: ``[sum_l (2l+1), B, C]``, degrees in order) -> (``{l3: [2l3+1, B, C * len(nonzero_paths[l3])]}``, ``power [B]``
         = ``sum_l3 sum_{m,c} y_l3^2 / (2l3+1)``), or ``None`` where the fused CPU kernel does not
         run (other implementation or device, or a dtype it lacks): then use :meth:`forward`.
         """
-        first = x[self.degrees_in[0]]
+        first = x if isinstance(x, torch.Tensor) else x[self.degrees_in[0]]
         if self.implementation not in ("auto", "fused") or first.device.type != "cpu" \
                 or first.dtype not in (torch.float32, torch.float64) or not fused_kernel_available():
             return None
         from . import fused_cg
-        ys, power = fused_cg.block_square(self._block_square(first.dtype), [x[l] for l in self.degrees_in])
+        X = x if isinstance(x, torch.Tensor) else torch.cat([x[l] for l in self.degrees_in], dim=0)
+        ys, power = fused_cg.block_square(self._block_square(first.dtype), X)
         return dict(zip(self.paths_by_l3, ys)), power
 
     # -- implementations -------------------------------------------------------------------

@@ -349,7 +349,15 @@ static int clamp_threads(int nthreads, int64_t ntiles)
 typedef struct {
     const void *const *rows;
     const int64_t *ld;
+    int flat;          /* every ld[r] == C: a row's columns are contiguous (one piece per tile) */
 } map_t;
+
+static int is_flat(const int64_t *ld, int64_t d, int64_t C)
+{
+    for (int64_t r = 0; r < d; ++r)
+        if (ld[r] != C) return 0;
+    return 1;
+}
 
 /* The pieces of one column tile [n0, n0 + w) that are contiguous in every row: tile column
  * t..t+len-1 is column block b, c..c+len-1. */
@@ -381,9 +389,13 @@ static int make_segs(seg_t *s, int64_t n0, int64_t w, int64_t C)
  */
 #define DEFINE_KERNELS(T, SFX, TL)                                                          \
                                                                                             \
+static inline void copy_##SFX(T *restrict d, const T *restrict s, int64_t n)                \
+{                                                                                           \
+    for (int64_t t = 0; t < n; ++t) d[t] = s[t];                                            \
+}                                                                                           \
 static void tile_##SFX(const plan_t *pl, const char *restrict A, const char *restrict B,    \
                        const map_t *O, const seg_t *sg, int ns, int64_t width, int nt_store, \
-                       const T *pw, T *ppow)                                                \
+                       const T *pw, T *restrict pcol)                                       \
 {                                                                                           \
     typedef T V __attribute__((vector_size(VBYTES), may_alias));                            \
     enum { NV = TL * (int)sizeof(T) / VBYTES };                                             \
@@ -391,6 +403,8 @@ static void tile_##SFX(const plan_t *pl, const char *restrict A, const char *res
     const int64_t *restrict ent_p = pl->ent_p;                                              \
     const int64_t *restrict ent_q = pl->ent_q;                                              \
     const T *restrict vals = (const T *)pl->vals;                                           \
+    V pacc[NV];                                                                             \
+    for (int k = 0; k < NV; ++k) pacc[k] = (V){0};                                          \
     for (int32_t o = 0; o < pl->n_out; ++o) {                                               \
         V acc[NV], acc2[NV];                                                                \
         for (int k = 0; k < NV; ++k) { acc[k] = (V){0}; acc2[k] = (V){0}; }                 \
@@ -415,23 +429,31 @@ static void tile_##SFX(const plan_t *pl, const char *restrict A, const char *res
         }                                                                                   \
         V tmp[NV];                                                                          \
         for (int k = 0; k < NV; ++k) tmp[k] = acc[k] + acc2[k];                             \
+        if (pw) {   /* squares per tile column; summed per column block once per tile */    \
+            const T w = pw[o];                                                              \
+            for (int k = 0; k < NV; ++k) pacc[k] += w * (tmp[k] * tmp[k]);                  \
+        }                                                                                   \
         const T *tv = (const T *)tmp;                                                       \
         T *y = (T *)O->rows[o];                                                             \
         const int64_t ld = O->ld[o];                                                        \
-        if (ns == 1 && width == TL && nt_store &&                                           \
-            ((uintptr_t)(y + sg[0].b * ld + sg[0].c) % VBYTES) == 0) {                      \
+        if (O->flat) {   /* one contiguous piece: the tile's columns n0.. of the row */     \
             T *yy = y + sg[0].b * ld + sg[0].c;                                             \
-            for (int k = 0; k < NV; ++k) STREAM_##SFX(yy + k * (VBYTES / (int)sizeof(T)), tmp[k]); \
+            if (width == TL && nt_store && ((uintptr_t)yy % VBYTES) == 0) {                 \
+                for (int k = 0; k < NV; ++k) STREAM_##SFX(yy + k * (VBYTES / (int)sizeof(T)), tmp[k]); \
+            } else {                                                                        \
+                copy_##SFX(yy, tv, width);                                                  \
+            }                                                                               \
         } else {                                                                            \
             for (int s = 0; s < ns; ++s)                                                    \
-                memcpy(y + sg[s].b * ld + sg[s].c, tv + sg[s].t, (size_t)sg[s].len * sizeof(T)); \
+                copy_##SFX(y + sg[s].b * ld + sg[s].c, tv + sg[s].t, sg[s].len);            \
         }                                                                                   \
-        if (ppow && pw[o] != (T)0) {                                                        \
-            for (int s = 0; s < ns; ++s) {                                                  \
-                T ss = 0;                                                                   \
-                for (int64_t t = sg[s].t; t < sg[s].t + sg[s].len; ++t) ss += tv[t] * tv[t];\
-                ppow[sg[s].b] += pw[o] * ss;                                                \
-            }                                                                               \
+    }                                                                                       \
+    if (pw) {                                                                               \
+        const T *pv = (const T *)pacc;                                                      \
+        for (int s = 0; s < ns; ++s) {                                                      \
+            T ss = 0;                                                                       \
+            for (int64_t t = sg[s].t; t < sg[s].t + sg[s].len; ++t) ss += pv[t];            \
+            pcol[sg[s].b] += ss;                                                            \
         }                                                                                   \
     }                                                                                       \
 }                                                                                           \
@@ -443,15 +465,16 @@ static void pack_##SFX(T *restrict P, const map_t *M, int64_t d, const seg_t *sg
         T *dst = P + r * TL;                                                                \
         const T *src = (const T *)M->rows[r];                                               \
         const int64_t ld = M->ld[r];                                                        \
-        for (int s = 0; s < ns; ++s)                                                        \
-            memcpy(dst + sg[s].t, src + sg[s].b * ld + sg[s].c, (size_t)sg[s].len * sizeof(T)); \
+        if (M->flat) copy_##SFX(dst, src + sg[0].b * ld + sg[0].c, w);                      \
+        else for (int s = 0; s < ns; ++s)                                                   \
+            copy_##SFX(dst + sg[s].t, src + sg[s].b * ld + sg[s].c, sg[s].len);             \
         if (Yg && gam[r] != (T)0) {                                                         \
             const T *yr = (const T *)Yg->rows[r];                                           \
             const int64_t ly = Yg->ld[r];                                                   \
             for (int s = 0; s < ns; ++s) {                                                  \
                 const T f = gam[r] * gpow[sg[s].b];                                         \
-                const T *ys = yr + sg[s].b * ly + sg[s].c;                                  \
-                T *ds = dst + sg[s].t;                                                      \
+                const T *restrict ys = yr + sg[s].b * ly + sg[s].c;                         \
+                T *restrict ds = dst + sg[s].t;                                             \
                 for (int64_t t = 0; t < sg[s].len; ++t) ds[t] += f * ys[t];                 \
             }                                                                               \
         }                                                                                   \
@@ -479,7 +502,7 @@ static int run_##SFX(const plan_t *pl, const map_t *A, int64_t dA, const map_t *
         const size_t rowsB = (size_t)dB, rowsA = same ? 0 : (size_t)dA;                     \
         T *bufB = (T *)scratch((rowsA + rowsB) * TL * sizeof(T));                           \
         T *bufA = bufB ? (same ? bufB : bufB + rowsB * TL) : NULL;                          \
-        T *ppow = parts ? parts + (size_t)omp_get_thread_num() * (size_t)nb : NULL;         \
+        T *pcol = parts ? parts + (size_t)omp_get_thread_num() * (size_t)nb : NULL;         \
         seg_t sg[TL + 1];                                                                   \
         if (!bufB) {                                                                        \
             _Pragma("omp atomic write")                                                     \
@@ -493,14 +516,15 @@ static int run_##SFX(const plan_t *pl, const map_t *A, int64_t dA, const map_t *
             const int ns = make_segs(sg, n0, w, C);                                         \
             pack_##SFX(bufB, B, dB, sg, ns, w, NULL, NULL, NULL);                           \
             if (!same) pack_##SFX(bufA, A, dA, sg, ns, w, Yg, gam, gpow);                   \
-            tile_##SFX(pl, (const char *)bufA, (const char *)bufB, O, sg, ns, w, nts, pw, ppow); \
+            tile_##SFX(pl, (const char *)bufA, (const char *)bufB, O, sg, ns, w, nts,       \
+                       power ? pw : NULL, pcol);                                            \
         }                                                                                   \
         STREAM_FENCE();                                                                     \
     }                                                                                       \
     if (parts) {   /* in thread order: the same sums on every run */                        \
         for (int64_t b = 0; b < nb; ++b) {                                                  \
             T s = 0;                                                                        \
-            for (int k = 0; k < nt; ++k) s += parts[(size_t)k * (size_t)nb + (size_t)b];   \
+            for (int k = 0; k < nt; ++k) s += parts[(size_t)k * (size_t)nb + (size_t)b];    \
             power[b] = s;                                                                   \
         }                                                                                   \
         free(parts);                                                                        \
@@ -516,7 +540,7 @@ static map_t *plain_map_##SFX(const T *M, int64_t d, int64_t N)                 
     const void **rows = (const void **)(m + 1);                                             \
     int64_t *ld = (int64_t *)(rows + d);                                                    \
     for (int64_t r = 0; r < d; ++r) { rows[r] = M + r * N; ld[r] = N; }                     \
-    m->rows = rows; m->ld = ld;                                                             \
+    m->rows = rows; m->ld = ld; m->flat = 1;                                                \
     return m;                                                                               \
 }                                                                                           \
                                                                                             \
@@ -561,7 +585,7 @@ int holovae_cg_backward_##SFX(const T *dY, int64_t d_out, const T *X, int64_t d_
                                                                                             \
 /* Y = CG(X) through row maps; power[b] = sum_o pw[o] * sum_c Y[o, b, c]^2 when power is    \
  * not NULL (pw [d_out], power [N / C]). */                                                 \
-int holovae_cg_mapped_forward_##SFX(const void *const *xrows, const int64_t *xld,          \
+int holovae_cg_mapped_forward_##SFX(const void *const *xrows, const int64_t *xld,           \
                                     int64_t d_in, int64_t N, int64_t C,                     \
                                     const void *row, const void *ii, const void *jj,        \
                                     int idx64, const T *val, int64_t nnz,                   \
@@ -573,7 +597,8 @@ int holovae_cg_mapped_forward_##SFX(const void *const *xrows, const int64_t *xld
     int rc = cache_get(&c, 0, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
                        (int64_t)TL * (int64_t)sizeof(T));                                   \
     if (rc) return rc;                                                                      \
-    const map_t mx = {xrows, xld}, my = {yrows, yld};                                       \
+    const map_t mx = {xrows, xld, is_flat(xld, d_in, C)};                                   \
+    const map_t my = {yrows, yld, is_flat(yld, d_out, C)};                                  \
     if (N > 0) rc = run_##SFX(&c->plan, &mx, d_in, &mx, d_in, 1, &my, N, C, nthreads,       \
                               NULL, NULL, NULL, pw, power);                                 \
     cache_release(c);                                                                       \
@@ -582,7 +607,7 @@ int holovae_cg_mapped_forward_##SFX(const void *const *xrows, const int64_t *xld
                                                                                             \
 /* dX = CG backward of (dY + gam[o] * gpow[b] * Y) through row maps (yrows share dY's ld;   \
  * yrows/gam/gpow NULL: plain dY). */                                                       \
-int holovae_cg_mapped_backward_##SFX(const void *const *dyrows, const int64_t *dyld,       \
+int holovae_cg_mapped_backward_##SFX(const void *const *dyrows, const int64_t *dyld,        \
                                      const void *const *yrows, const T *gam, const T *gpow, \
                                      int64_t d_out,                                         \
                                      const void *const *xrows, const int64_t *xld,          \
@@ -597,8 +622,10 @@ int holovae_cg_mapped_backward_##SFX(const void *const *dyrows, const int64_t *d
     int rc = cache_get(&c, 1, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
                        (int64_t)TL * (int64_t)sizeof(T));                                   \
     if (rc) return rc;                                                                      \
-    const map_t mdy = {dyrows, dyld}, my = {yrows, dyld}, mx = {xrows, xld};                \
-    const map_t mdx = {dxrows, dxld};                                                       \
+    const int fy = is_flat(dyld, d_out, C);                                                 \
+    const map_t mdy = {dyrows, dyld, fy}, my = {yrows, dyld, fy};                           \
+    const map_t mx = {xrows, xld, is_flat(xld, d_in, C)};                                   \
+    const map_t mdx = {dxrows, dxld, is_flat(dxld, d_in, C)};                               \
     if (N > 0) rc = run_##SFX(&c->plan, &mdy, d_out, &mx, d_in, 0, &mdx, N, C, nthreads,    \
                               yrows ? &my : NULL, gam, gpow, NULL, NULL);                   \
     cache_release(c);                                                                       \
