@@ -7,6 +7,7 @@ from typing import Mapping
 import torch
 
 from ..so3.irreps import Features
+from .block_tail import cg_block_tail
 from .linear import SO3Linear
 from .norms import SignalNorm, SO3BatchNorm
 from .tensor_product import ChannelwiseTensorProduct, FullTensorProduct, fused_kernel_available
@@ -81,40 +82,23 @@ class CGBlock(torch.nn.Module):
         norm, linear, tp = self.norm, self.linear, self.tp
         X = self.bn.stacked(x) if self.bn is not None else torch.cat([x[l] for l in tp.degrees_in], dim=0)
         y, power = tp.square_with_power(X)
-        scale = torch.rsqrt(power + norm.eps)                                   # [B]
-        rows = self._nonzero_rows
-        hs = []
-        for l in linear.channels_out:
-            W = linear.weights[str(l)]
-            yl = y[l]
-            if rows.get(l) is not None:
-                W = W.index_select(0, rows[l])
-            hs.append(torch.matmul(yl, W) if yl.shape[-1] else yl.new_zeros(yl.shape[:2] + (W.shape[1],)))
         degrees = list(linear.channels_out)
-        widths = {h.shape[-1] for h in hs}
-        if len(widths) > 1:   # unequal output channels: degree by degree
+        weights = [linear.weights[str(l)] for l in degrees]
+        if len({W.shape[1] for W in weights}) > 1:   # unequal output channels: degree by degree
+            scale = torch.rsqrt(power + norm.eps)
             out = {}
-            for l, h in zip(degrees, hs):
+            for l, W in zip(degrees, weights):
+                r = self._nonzero_rows.get(l)
+                h = torch.matmul(y[l], W if r is None else W.index_select(0, r)) if y[l].shape[-1] else \
+                    y[l].new_zeros(y[l].shape[:2] + (W.shape[1],))
                 h = h * (scale[:, None] * norm.weight[l])
                 if l == 0:
-                    h = h + norm.bias * linear.weights["0"].sum(dim=0)
+                    h = h + norm.bias * W.sum(dim=0)
                 out[l] = h
             return out
-        H = torch.cat(hs, dim=0)                                                # [D_out, B, C_out]
-        owner = self._output_degree_rows
-        factor = norm.weight.index_select(0, owner)[:, None, None] * scale[None, :, None]   # [D_out, B, 1]
-        if degrees[0] != 0:
-            H = H * factor
-        else:   # the signal norm's bias reaches row 0 (l = 0) through the linear
-            bias = (norm.bias * linear.weights["0"].sum(dim=0))[None]           # [1, C_out]
-            bias_rows = torch.cat([bias, bias.new_zeros(H.shape[0] - 1, H.shape[2])], dim=0)
-            H = torch.addcmul(bias_rows[:, None, :], H, factor)
+        H = cg_block_tail([y[l] for l in degrees], power, weights, [self._nonzero_rows.get(l) for l in degrees],
+                          degrees, norm.weight, norm.bias, norm.eps)
         return dict(zip(degrees, H.split([2 * l + 1 for l in degrees], dim=0)))
-
-    @functools.cached_property
-    def _output_degree_rows(self) -> torch.Tensor:
-        """The degree of every row of the stacked output."""
-        return torch.cat([torch.full((2 * l + 1,), l, dtype=torch.long) for l in self.linear.channels_out])
 
     @functools.cached_property
     def _nonzero_rows(self) -> dict:

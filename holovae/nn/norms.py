@@ -82,31 +82,22 @@ class SO3BatchNorm(torch.nn.Module):
         X = torch.cat([x[l] for l in degrees], dim=0)                  # [D, B, C]
         owner = self._rows(tuple(degrees), X.device)
         has0 = degrees[0] == 0
+        sizes = tuple(2 * l + 1 for l in degrees)
+        W = torch.stack([self.weights[str(l)] for l in degrees])            # [L, C]
+        bias = self.bias if has0 else W.new_zeros(())
         if self.training:
-            # mean over (m, b) of each degree: the per-row batch means summed per degree
-            row_sq = X.pow(2).mean(dim=1)                                   # [D, C]
-            if has0:
-                mean = X[0].mean(dim=0)                                     # [C]
-                var0 = (X[0] - mean).pow(2).mean(dim=0)
-                row_sq = torch.cat([var0[None], row_sq[1:]], dim=0)
-            sizes = torch.tensor([2 * l + 1 for l in degrees], dtype=X.dtype, device=X.device)
-            var = X.new_zeros(len(degrees), X.shape[2]).index_add(0, owner, row_sq) / sizes[:, None]
+            stats = None
+        else:
+            stats = (self.running_mean.to(X.dtype) if has0 else None,
+                     torch.stack([getattr(self, f"running_var_{l}") for l in degrees]).to(X.dtype))
+        out, mean, var = _StackedBatchNorm.apply((owner, sizes, has0, self.eps, stats), X, W, bias)
+        if self.training:
             with torch.no_grad():
                 if has0:
-                    self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                    self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
                 bufs = [getattr(self, f"running_var_{l}") for l in degrees]
-                torch._foreach_lerp_(bufs, [v.to(bufs[0].dtype) for v in var.detach().unbind(0)], self.momentum)
-        else:
-            var = torch.stack([getattr(self, f"running_var_{l}") for l in degrees]).to(X.dtype)
-            mean = self.running_mean.to(X.dtype) if has0 else None
-        W = torch.stack([self.weights[str(l)] for l in degrees])            # [L, C]
-        a = torch.rsqrt(var + self.eps) * W                                # [L, C]
-        a_rows = a.index_select(0, owner)                                  # [D, C]
-        if not has0:
-            return X * a_rows[:, None, :]
-        shift = (self.bias - mean * a[0])[None]                            # [1, C]: row 0 only
-        shift_rows = torch.cat([shift, shift.new_zeros(X.shape[0] - 1, X.shape[2])], dim=0)
-        return torch.addcmul(shift_rows[:, None, :], X, a_rows[:, None, :])
+                torch._foreach_lerp_(bufs, [v.to(bufs[0].dtype) for v in var.unbind(0)], self.momentum)
+        return out
 
     def _rows(self, degrees: tuple, device) -> torch.Tensor:
         """Index (into ``degrees``) of the degree of every stacked row, cached per device."""
@@ -163,6 +154,63 @@ class SO3BatchNorm(torch.nn.Module):
                 h = h + self.bias
             out[l] = h
         return out
+
+
+class _StackedBatchNorm(torch.autograd.Function):
+    """:meth:`SO3BatchNorm.stacked`'s normalisation as one autograd node (the closed-form batch
+    norm backward, per degree): ``X [D, B, C]`` -> ``(out [D, B, C], mean [C] | None, var [L, C])``.
+    ``meta = (owner [D], sizes, has0, eps, stats)``; ``stats`` = (running mean, running var) in
+    evaluation, None in training (batch statistics; mean and var are returned for the running
+    averages)."""
+
+    @staticmethod
+    def forward(ctx, meta, X, W, bias):
+        owner, sizes, has0, eps, stats = meta
+        B, C = X.shape[1], X.shape[2]
+        if stats is None:
+            row_sq = X.pow(2).mean(dim=1)                                   # [D, C]
+            mean = None
+            if has0:
+                mean = X[0].mean(dim=0)                                     # [C]
+                row_sq[0] = (X[0] - mean).pow(2).mean(dim=0)
+            n = torch.tensor(sizes, dtype=X.dtype, device=X.device)[:, None]
+            var = X.new_zeros(len(sizes), C).index_add_(0, owner, row_sq) / n
+        else:
+            mean, var = stats
+        r = torch.rsqrt(var + eps)                                          # [L, C]
+        a_rows = (r * W).index_select(0, owner)                             # [D, C]
+        out = X * a_rows[:, None, :]
+        if has0:
+            out[0] += bias - mean * a_rows[0]
+        ctx.meta = (owner, sizes, has0, stats is None)
+        ctx.save_for_backward(X, W, r, a_rows, mean if has0 else None)
+        if mean is not None:
+            ctx.mark_non_differentiable(mean, var)
+        else:
+            ctx.mark_non_differentiable(var)
+        return out, mean, var
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g, _gmean, _gvar):
+        owner, sizes, has0, batch_stats = ctx.meta
+        X, W, r, a_rows, mean = ctx.saved_tensors
+        B = X.shape[1]
+        xhat = X * r.index_select(0, owner)[:, None, :]
+        if has0:
+            xhat[0] = (X[0] - mean) * r[0]
+        gx = torch.einsum("dbc,dbc->dc", g, xhat)                          # [D, C]
+        G = torch.zeros_like(W).index_add_(0, owner, gx)                   # [L, C]: sum over (m, b)
+        d_W = G
+        d_bias = g[0].sum(dim=0) if has0 else None                          # [C]
+        if not batch_stats:   # evaluation: a fixed affine map
+            return None, g * a_rows[:, None, :], d_W, d_bias
+        n = torch.tensor(sizes, dtype=X.dtype, device=X.device)[:, None] * B
+        coef = (G / n).index_select(0, owner)                               # [D, C]
+        dX = a_rows[:, None, :] * (g - xhat * coef[:, None, :])
+        if has0:
+            dX[0] -= a_rows[0] * g[0].mean(dim=0)
+        return None, dX, d_W, d_bias
 
 
 class SignalNorm(torch.nn.Module):

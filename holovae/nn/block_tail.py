@@ -1,0 +1,105 @@
+"""The end of a CG block (per-degree linear, then the signal norm's scale and bias) as one
+autograd node with a hand-written backward.
+
+``out[l] = (y_l @ W_l[rows_l]) * w[l] * s[b] + [l == 0] * bias * sum_rows W_0``,
+``s = rsqrt(power + eps)``, for every output degree ``l`` at once, written into one stacked
+``[D_out, B, C_out]`` tensor (``D_out = sum_l (2l+1)``; one channel count ``C_out`` for all
+degrees). ``rows_l`` selects the weight rows of the tensor product's nonzero paths (``None``:
+all rows): the rows left out multiply identically zero inputs, so their gradient is zero, and
+the bias term still sums every row, as in :meth:`holovae.nn.blocks.CGBlock.forward`'s
+reference form.
+
+Why by hand: autograd's version of these few lines is ~10 nodes per degree (index, matmul,
+scale, bias, concatenation), each a small tensor op whose fixed cost dominates at MNIST's
+sizes; here the matmuls write straight into the stacked output and the backward is one pass.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+
+class _CGBlockTail(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, meta, power, weight, bias, *tensors):
+        degrees, rows, eps = meta
+        n = len(degrees)
+        ys, Ws = tensors[:n], tensors[n:]
+        B, c_out = power.shape[0], Ws[0].shape[1]
+        sizes = [2 * l + 1 for l in degrees]
+        H = power.new_empty(sum(sizes), B, c_out)                          # before the scale
+        off = 0
+        for l, d, y, W, r in zip(degrees, sizes, ys, Ws, rows):
+            Wk = W if r is None else W.index_select(0, r)
+            target = H[off:off + d].view(d * B, c_out)
+            if y.shape[-1]:
+                torch.mm(y.reshape(d * B, -1), Wk, out=target)
+            else:
+                target.zero_()
+            off += d
+        s = torch.rsqrt(power + eps)                                        # [B]
+        w_rows = torch.cat([weight[l].expand(d) for l, d in zip(degrees, sizes)])   # [D_out]
+        factor = w_rows[:, None] * s[None, :]                               # [D_out, B]
+        out = H * factor[:, :, None]
+        if degrees[0] == 0:
+            out[0] += bias * Ws[0].sum(dim=0)
+        ctx.meta = (degrees, rows, sizes)
+        ctx.save_for_backward(power, weight, bias, s, w_rows, factor, H, *ys, *Ws)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        degrees, rows, sizes = ctx.meta
+        n = len(degrees)
+        power, weight, bias, s, w_rows, factor, H, *rest = ctx.saved_tensors
+        ys, Ws = rest[:n], rest[n:]
+        B, c_out = g.shape[1], g.shape[2]
+        g = g.contiguous()
+        dfactor = torch.einsum("rbc,rbc->rb", g, H)                         # [D_out, B]
+        ds = (dfactor * w_rows[:, None]).sum(dim=0)                         # [B]
+        dw_rows = (dfactor * s[None, :]).sum(dim=1)                         # [D_out]
+        d_power = ds * (-0.5) * s.pow(3)
+        d_weight = torch.zeros_like(weight)
+        d_weight.index_add_(0, torch.repeat_interleave(torch.tensor(degrees, device=g.device),
+                                                       torch.tensor(sizes, device=g.device)), dw_rows)
+        dH = g * factor[:, :, None]
+        d_bias = None
+        g0_sum = None
+        if degrees[0] == 0:
+            g0_sum = g[0].sum(dim=0)                                       # [C_out]
+            d_bias = (g0_sum * Ws[0].sum(dim=0)).sum().reshape(bias.shape)
+        d_ys, d_Ws = [], []
+        off = 0
+        for k, (d, y, W, r) in enumerate(zip(sizes, ys, Ws, rows)):
+            dh = dH[off:off + d].reshape(d * B, c_out)
+            off += d
+            y2 = y.reshape(d * B, -1)
+            if y.shape[-1]:
+                Wk = W if r is None else W.index_select(0, r)
+                d_ys.append((dh @ Wk.t()).view_as(y))
+                dWk = y2.t() @ dh
+            else:
+                d_ys.append(torch.zeros_like(y))
+                dWk = None
+            if r is None:
+                dW = dWk if dWk is not None else torch.zeros_like(W)
+            else:
+                dW = torch.zeros_like(W)
+                if dWk is not None:
+                    dW.index_copy_(0, r, dWk)
+            if k == 0 and g0_sum is not None:
+                dW = dW + bias * g0_sum[None, :]
+            d_Ws.append(dW)
+        return (None, d_power, d_weight, d_bias, *d_ys, *d_Ws)
+
+
+def cg_block_tail(ys: Sequence[torch.Tensor], power: torch.Tensor, weights: Sequence[torch.Tensor],
+                  rows: Sequence[Optional[torch.Tensor]], degrees: Sequence[int], weight: torch.Tensor,
+                  bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """``ys``: ``[2l+1, B, K_l]`` per output degree (ascending), ``power [B]``, ``weights``:
+    ``W_l [P_l*C, C_out]``, ``rows``: the rows of ``W_l`` that ``y_l``'s channels meet (or
+    None), ``weight [lmax+1]`` / ``bias [1]``: the signal norm's -> ``[D_out, B, C_out]``."""
+    meta = (tuple(int(l) for l in degrees), tuple(rows), float(eps))
+    return _CGBlockTail.apply(meta, power, weight, bias, *ys, *weights)
