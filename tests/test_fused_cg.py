@@ -309,3 +309,77 @@ def test_build_cache_and_concurrent_first_use(tmp_path, monkeypatch):
     lib = fused_cg._load()
     assert lib.holovae_cg_abi_version() == fused_cg._ABI_VERSION
     assert libs[0].stat().st_mtime_ns == mtime
+
+
+# ------------------------------------------------------------------------------------------
+# the output pool of BlockSquare
+# ------------------------------------------------------------------------------------------
+
+def _block_square(C=5):
+    from holovae.nn.tensor_product import ChannelwiseTensorProduct
+    tp = ChannelwiseTensorProduct(C, (0, 1, 2), 2, implementation="fused")
+    return tp, tp._block_square(torch.float64)
+
+
+@needs_kernel
+def test_pool_never_hands_out_a_buffer_in_use(monkeypatch):
+    monkeypatch.delenv("HOLOVAE_NO_POOL", raising=False)
+    fused_cg.clear_plan_cache()
+    _, op = _block_square()
+    X1, X2 = torch.randn(9, 4, 5, dtype=torch.float64), torch.randn(9, 4, 5, dtype=torch.float64)
+    ys1, p1 = op.forward(X1)
+    keep = [y.clone() for y in ys1]
+    view = ys1[1].reshape(-1)                  # a view alone must keep its storage out of the pool
+    ys1 = [ys1[0], None, ys1[2]]
+    ys2, _ = op.forward(X2)
+    assert ys2[1].data_ptr() != view.data_ptr()
+    torch.testing.assert_close(view, keep[1].reshape(-1), rtol=0, atol=0)
+    del view, ys1, keep, ys2
+    ys3, _ = op.forward(X1)                    # everything released: the buffers come back
+    ys4, _ = op.forward(X2)
+    assert {y.data_ptr() for y in ys3}.isdisjoint(y.data_ptr() for y in ys4)
+    ref, _ = op.forward(X1)
+    ptrs = {y.data_ptr() for y in ys3}
+    del ys3
+    again, _ = op.forward(X1)
+    assert {y.data_ptr() for y in again} == ptrs     # reused, and fully overwritten
+    for a, b in zip(again, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@needs_kernel
+def test_pool_is_safe_with_tensors_saved_for_backward(monkeypatch):
+    """Two forwards before either backward (gradient accumulation): the first one's saved
+    outputs must survive the second forward."""
+    monkeypatch.delenv("HOLOVAE_NO_POOL", raising=False)
+    tp, _ = _block_square(C=6)
+    xs = [{l: torch.randn(2 * l + 1, 7, 6, dtype=torch.float64, requires_grad=True) for l in (0, 1, 2)}
+          for _ in range(2)]
+
+    def loss(x):
+        y, p = tp.square_with_power(x)
+        return sum((v.pow(2) * (l + 1)).sum() for l, v in y.items()) + p.pow(2).sum()
+
+    pooled = [loss(x) for x in xs]               # both graphs alive at once
+    grads = [torch.autograd.grad(l, list(x.values())) for l, x in zip(pooled, xs)]
+    monkeypatch.setenv("HOLOVAE_NO_POOL", "1")
+    for x, g in zip(xs, grads):
+        ref = torch.autograd.grad(loss(x), list(x.values()))
+        for a, b in zip(g, ref):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@needs_kernel
+def test_pool_can_be_switched_off_and_trims_free_buffers(monkeypatch):
+    _, op = _block_square()
+    X = torch.randn(9, 3, 5, dtype=torch.float64)
+    monkeypatch.setenv("HOLOVAE_NO_POOL", "1")
+    fused_cg.clear_plan_cache()
+    op.forward(X)
+    assert not fused_cg._pool._slots
+    monkeypatch.delenv("HOLOVAE_NO_POOL")
+    monkeypatch.setenv("HOLOVAE_POOL_MB", "0")      # keep nothing that is free
+    for B in (3, 4, 5):
+        op.forward(torch.randn(9, B, 5, dtype=torch.float64))
+    held = [st for slots in fused_cg._pool._slots.values() for st in slots]
+    assert len(held) <= len(op.blocks)               # only the newest call's buffers survive

@@ -23,15 +23,16 @@ import torch
 class _CGBlockTail(torch.autograd.Function):
     @staticmethod
     def forward(ctx, meta, power, weight, bias, *tensors):
-        degrees, rows, eps = meta
+        degrees, rows, eps, owner = meta
         n = len(degrees)
         ys, Ws = tensors[:n], tensors[n:]
         B, c_out = power.shape[0], Ws[0].shape[1]
         sizes = [2 * l + 1 for l in degrees]
         H = power.new_empty(sum(sizes), B, c_out)                          # before the scale
-        off = 0
-        for l, d, y, W, r in zip(degrees, sizes, ys, Ws, rows):
+        Wks, off = [], 0
+        for d, y, W, r in zip(sizes, ys, Ws, rows):
             Wk = W if r is None else W.index_select(0, r)
+            Wks.append(Wk)
             target = H[off:off + d].view(d * B, c_out)
             if y.shape[-1]:
                 torch.mm(y.reshape(d * B, -1), Wk, out=target)
@@ -39,56 +40,46 @@ class _CGBlockTail(torch.autograd.Function):
                 target.zero_()
             off += d
         s = torch.rsqrt(power + eps)                                        # [B]
-        w_rows = torch.cat([weight[l].expand(d) for l, d in zip(degrees, sizes)])   # [D_out]
+        w_rows = weight.index_select(0, owner)                              # [D_out]
         factor = w_rows[:, None] * s[None, :]                               # [D_out, B]
         out = H * factor[:, :, None]
         if degrees[0] == 0:
             out[0] += bias * Ws[0].sum(dim=0)
-        ctx.meta = (degrees, rows, sizes)
-        ctx.save_for_backward(power, weight, bias, s, w_rows, factor, H, *ys, *Ws)
+        ctx.meta = (degrees, rows, sizes, owner)
+        ctx.save_for_backward(weight, bias, s, w_rows, factor, H, *ys, *Ws, *Wks)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        degrees, rows, sizes = ctx.meta
+        degrees, rows, sizes, owner = ctx.meta
         n = len(degrees)
-        power, weight, bias, s, w_rows, factor, H, *rest = ctx.saved_tensors
-        ys, Ws = rest[:n], rest[n:]
+        weight, bias, s, w_rows, factor, H, *rest = ctx.saved_tensors
+        ys, Ws, Wks = rest[:n], rest[n:2 * n], rest[2 * n:]
         B, c_out = g.shape[1], g.shape[2]
         g = g.contiguous()
-        dfactor = torch.einsum("rbc,rbc->rb", g, H)                         # [D_out, B]
-        ds = (dfactor * w_rows[:, None]).sum(dim=0)                         # [B]
-        dw_rows = (dfactor * s[None, :]).sum(dim=1)                         # [D_out]
+        dfactor = torch.linalg.vecdot(g, H)                                 # [D_out, B]
+        ds = w_rows @ dfactor                                               # [B]
+        dw_rows = dfactor @ s                                               # [D_out]
         d_power = ds * (-0.5) * s.pow(3)
-        d_weight = torch.zeros_like(weight)
-        d_weight.index_add_(0, torch.repeat_interleave(torch.tensor(degrees, device=g.device),
-                                                       torch.tensor(sizes, device=g.device)), dw_rows)
+        d_weight = torch.zeros_like(weight).index_add_(0, owner, dw_rows)
         dH = g * factor[:, :, None]
-        d_bias = None
-        g0_sum = None
+        d_bias = g0_sum = None
         if degrees[0] == 0:
             g0_sum = g[0].sum(dim=0)                                       # [C_out]
-            d_bias = (g0_sum * Ws[0].sum(dim=0)).sum().reshape(bias.shape)
+            d_bias = (g0_sum @ Ws[0].sum(dim=0)).reshape(bias.shape)
         d_ys, d_Ws = [], []
         off = 0
-        for k, (d, y, W, r) in enumerate(zip(sizes, ys, Ws, rows)):
-            dh = dH[off:off + d].reshape(d * B, c_out)
+        for k, (d, y, W, Wk, r) in enumerate(zip(sizes, ys, Ws, Wks, rows)):
+            dh = dH[off:off + d].view(d * B, c_out)
             off += d
-            y2 = y.reshape(d * B, -1)
             if y.shape[-1]:
-                Wk = W if r is None else W.index_select(0, r)
-                d_ys.append((dh @ Wk.t()).view_as(y))
-                dWk = y2.t() @ dh
+                d_ys.append(torch.mm(dh, Wk.t()).view_as(y))
+                dWk = torch.mm(y.reshape(d * B, -1).t(), dh)
+                dW = dWk if r is None else W.new_zeros(W.shape).index_copy_(0, r, dWk)
             else:
                 d_ys.append(torch.zeros_like(y))
-                dWk = None
-            if r is None:
-                dW = dWk if dWk is not None else torch.zeros_like(W)
-            else:
                 dW = torch.zeros_like(W)
-                if dWk is not None:
-                    dW.index_copy_(0, r, dWk)
             if k == 0 and g0_sum is not None:
                 dW = dW + bias * g0_sum[None, :]
             d_Ws.append(dW)
@@ -97,9 +88,13 @@ class _CGBlockTail(torch.autograd.Function):
 
 def cg_block_tail(ys: Sequence[torch.Tensor], power: torch.Tensor, weights: Sequence[torch.Tensor],
                   rows: Sequence[Optional[torch.Tensor]], degrees: Sequence[int], weight: torch.Tensor,
-                  bias: torch.Tensor, eps: float) -> torch.Tensor:
+                  bias: torch.Tensor, eps: float, owner: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``ys``: ``[2l+1, B, K_l]`` per output degree (ascending), ``power [B]``, ``weights``:
     ``W_l [P_l*C, C_out]``, ``rows``: the rows of ``W_l`` that ``y_l``'s channels meet (or
-    None), ``weight [lmax+1]`` / ``bias [1]``: the signal norm's -> ``[D_out, B, C_out]``."""
-    meta = (tuple(int(l) for l in degrees), tuple(rows), float(eps))
-    return _CGBlockTail.apply(meta, power, weight, bias, *ys, *weights)
+    None), ``weight [lmax+1]`` / ``bias [1]``: the signal norm's; ``owner``: the degree of every
+    stacked output row (computed when not given) -> ``[D_out, B, C_out]``."""
+    degrees = tuple(int(l) for l in degrees)
+    if owner is None:
+        owner = torch.repeat_interleave(torch.tensor(degrees), torch.tensor([2 * l + 1 for l in degrees]))
+    owner = owner.to(power.device)
+    return _CGBlockTail.apply((degrees, tuple(rows), float(eps), owner), power, weight, bias, *ys, *weights)

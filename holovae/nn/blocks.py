@@ -97,8 +97,13 @@ class CGBlock(torch.nn.Module):
                 out[l] = h
             return out
         H = cg_block_tail([y[l] for l in degrees], power, weights, [self._nonzero_rows.get(l) for l in degrees],
-                          degrees, norm.weight, norm.bias, norm.eps)
+                          degrees, norm.weight, norm.bias, norm.eps, self._output_degree_rows)
         return dict(zip(degrees, H.split([2 * l + 1 for l in degrees], dim=0)))
+
+    @functools.cached_property
+    def _output_degree_rows(self) -> torch.Tensor:
+        """The degree of every row of the stacked output."""
+        return torch.cat([torch.full((2 * l + 1,), l, dtype=torch.long) for l in self.linear.channels_out])
 
     @functools.cached_property
     def _nonzero_rows(self) -> dict:

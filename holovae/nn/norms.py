@@ -199,7 +199,7 @@ class _StackedBatchNorm(torch.autograd.Function):
         xhat = X * r.index_select(0, owner)[:, None, :]
         if has0:
             xhat[0] = (X[0] - mean) * r[0]
-        gx = torch.einsum("dbc,dbc->dc", g, xhat)                          # [D, C]
+        gx = (g * xhat).sum(dim=1)                                          # [D, C]
         G = torch.zeros_like(W).index_add_(0, owner, gx)                   # [L, C]: sum over (m, b)
         d_W = G
         d_bias = g[0].sum(dim=0) if has0 else None                          # [C]
