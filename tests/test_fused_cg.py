@@ -277,6 +277,7 @@ def test_missing_compiler_warns_once_and_falls_back(tmp_path, monkeypatch, caplo
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow   # two subprocesses compile the kernel: ~7 s
 @needs_kernel
 def test_build_cache_and_concurrent_first_use(tmp_path, monkeypatch):
     """Two processes compiling into the same empty cache at once; then a cache hit."""

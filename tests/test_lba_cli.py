@@ -235,6 +235,7 @@ def test_lba_regress_writes_metrics_of_its_predictions(features, explicit, from_
     assert res["pocket"]["protocol"] == "paper"
 
 
+@pytest.mark.slow   # fits 10 forests per seed: ~13 s
 def test_lba_regress_authors_protocol(explicit, cv_split, work):
     """``--protocol authors``: the bagged forest (its chosen point scored on 5 forests), recorded
     in the output; the paper protocol's forest predicts otherwise."""

@@ -164,6 +164,7 @@ def test_lba_sequences_skip_pocket_only_complexes():
     assert len(sequences) == 70 and all(sequences.values())
 
 
+@pytest.mark.slow   # runs the external mmseqs2 search: ~13 s
 @needs_complexes
 @needs_mmseqs
 def test_mmseqs_and_alignment_agree_on_the_families(lba_sequences):

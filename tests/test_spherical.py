@@ -132,6 +132,7 @@ def test_bad_inputs():
         inverse_spherical_fourier_transform(torch.zeros(5), 4)     # not (lmax+1)^2
 
 
+@pytest.mark.slow   # quadrature up to degree 16: ~13 s
 def test_harmonics_beyond_e3nn_closed_forms_match_its_angular_path_and_are_orthonormal():
     """Degrees 13..16 (Shrec17 needs L = 14; e3nn's polynomials stop at 12): equal to e3nn's
     Legendre-based harmonics (independent construction), orthonormal by DH quadrature, and

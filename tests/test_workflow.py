@@ -127,6 +127,7 @@ def test_dry_run_paper_resolves_every_mnist_variant(tmp_path):
     assert jobs[("train", "aminoacids")] == (3 * 6 + 3) * 3
 
 
+@pytest.mark.slow   # two snakemake dry runs in subprocesses: ~9 s
 def test_dry_run_needs_neither_torch_nor_holovae(tmp_path):
     """`snakemake -n` on a login node: the DAG is built from paths and config alone."""
     blocker = tmp_path / "site"
@@ -146,13 +147,19 @@ def test_dry_run_needs_neither_torch_nor_holovae(tmp_path):
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+# each case starts snakemake (~2.5 s): the fast tier keeps an unknown key and a figure of a
+# variant that is not trained; the other kinds of violation run in the full suite
+_SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize("change, expected", [
     ({"mnist.epochs_typo": 3}, "epochs_typo"),
-    ({"mnist.bw": "thirty"}, "thirty"),
-    ({"mnist.train": {"epochs": 0}}, "epochs"),
-    ({"mnist.variants": {"x": {"architecture": "etp_z16", "vae": False, "train_split": "sideways"}}}, "sideways"),
-    ({"shrec17.source": "internet"}, "internet"),
-    ({"shrec17.shards": {"train": 2, "tset": 1}}, "tset"),
+    pytest.param({"mnist.bw": "thirty"}, "thirty", marks=_SLOW),
+    pytest.param({"mnist.train": {"epochs": 0}}, "epochs", marks=_SLOW),
+    pytest.param({"mnist.variants": {"x": {"architecture": "etp_z16", "vae": False, "train_split": "sideways"}}},
+                 "sideways", marks=_SLOW),
+    pytest.param({"shrec17.source": "internet"}, "internet", marks=_SLOW),
+    pytest.param({"shrec17.shards": {"train": 2, "tset": 1}}, "tset", marks=_SLOW),
     # a figure of a variant that the config no longer trains
     ({"proteins.variants": {"hae_L2": {"architecture": "L3_z64", "lmax": 2}}}, "umap_variant: 'hae_L3_z64'"),
 ])
