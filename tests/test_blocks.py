@@ -32,14 +32,15 @@ def test_add_skip_pads_and_truncates():
 
 
 @pytest.mark.skipif(not fused_kernel_available(), reason="fused CG kernel not built (no gcc)")
-@pytest.mark.parametrize("channels,lmax_out,B", [(16, 4, 9), (50, 6, 5), (7, 1, 3)])
-def test_block_on_the_fused_kernel_equals_the_reference_algorithm(channels, lmax_out, B):
+@pytest.mark.parametrize("channels,lmax_out,B,uneven", [(16, 4, 9, False), (50, 6, 5, False), (7, 1, 3, False),
+                                                       (5, 3, 4, True)])
+def test_block_on_the_fused_kernel_equals_the_reference_algorithm(channels, lmax_out, B, uneven):
     """Training mode (batch statistics): outputs and the gradients of the input and of every
     parameter, float64. The fused block skips the vanishing paths' weight rows; their gradient
     is still exactly zero, as in the reference."""
     torch.manual_seed(0)
     cin = {l: channels for l in range(lmax_out + 1)}
-    cout = {l: 6 for l in range(lmax_out + 1)}
+    cout = {l: 3 + l if uneven else 6 for l in range(lmax_out + 1)}   # uneven: degree by degree
     ref = CGBlock(cin, cout, tp_implementation="reference").double().train()
     fused = CGBlock(cin, cout, tp_implementation="fused").double().train()
     with torch.no_grad():

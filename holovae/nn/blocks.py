@@ -114,6 +114,7 @@ class CGBlock(torch.nn.Module):
                 out[l3] = torch.tensor([k * C + c for k in keep for c in range(C)], dtype=torch.long)
         return out
 
+
 def add_skip(h_new: Features, h_old: Features) -> Features:
     """Additive skip connection: ``h_new[l] += h_old[l]`` for shared degrees, truncating or
     zero-padding ``h_old``'s channels to ``h_new``'s."""

@@ -166,7 +166,7 @@ class _StackedBatchNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, meta, X, W, bias):
         owner, sizes, has0, eps, stats = meta
-        B, C = X.shape[1], X.shape[2]
+        C = X.shape[2]
         if stats is None:
             row_sq = X.pow(2).mean(dim=1)                                   # [D, C]
             mean = None
