@@ -40,7 +40,7 @@ def test_block_on_the_fused_kernel_equals_the_reference_algorithm(channels, lmax
     is still exactly zero, as in the reference."""
     torch.manual_seed(0)
     cin = {l: channels for l in range(lmax_out + 1)}
-    cout = {l: 3 + l if uneven else 6 for l in range(lmax_out + 1)}   # uneven: degree by degree
+    cout = {l: 3 + l if uneven else 6 for l in range(lmax_out + 1)}   # uneven: the generic path
     ref = CGBlock(cin, cout, tp_implementation="reference").double().train()
     fused = CGBlock(cin, cout, tp_implementation="fused").double().train()
     with torch.no_grad():
@@ -48,6 +48,7 @@ def test_block_on_the_fused_kernel_equals_the_reference_algorithm(channels, lmax
         ref.norm.weight.uniform_(0.5, 1.5)
     fused.load_state_dict(ref.state_dict())
     x = {l: torch.randn(2 * l + 1, B, channels, dtype=torch.float64, requires_grad=True) for l in cin}
+    assert fused._fusable(x) is not uneven and not ref._fusable(x)
     outs, grads = [], []
     for block in (ref, fused):
         out = block(x)

@@ -88,13 +88,10 @@ class _CGBlockTail(torch.autograd.Function):
 
 def cg_block_tail(ys: Sequence[torch.Tensor], power: torch.Tensor, weights: Sequence[torch.Tensor],
                   rows: Sequence[Optional[torch.Tensor]], degrees: Sequence[int], weight: torch.Tensor,
-                  bias: torch.Tensor, eps: float, owner: Optional[torch.Tensor] = None) -> torch.Tensor:
+                  bias: torch.Tensor, eps: float, owner: torch.Tensor) -> torch.Tensor:
     """``ys``: ``[2l+1, B, K_l]`` per output degree (ascending), ``power [B]``, ``weights``:
     ``W_l [P_l*C, C_out]``, ``rows``: the rows of ``W_l`` that ``y_l``'s channels meet (or
     None), ``weight [lmax+1]`` / ``bias [1]``: the signal norm's; ``owner``: the degree of every
-    stacked output row (computed when not given) -> ``[D_out, B, C_out]``."""
-    degrees = tuple(int(l) for l in degrees)
-    if owner is None:
-        owner = torch.repeat_interleave(torch.tensor(degrees), torch.tensor([2 * l + 1 for l in degrees]))
-    owner = owner.to(power.device)
-    return _CGBlockTail.apply((degrees, tuple(rows), float(eps), owner), power, weight, bias, *ys, *weights)
+    stacked output row -> ``[D_out, B, C_out]``."""
+    meta = (tuple(int(l) for l in degrees), tuple(rows), float(eps), owner.to(power.device))
+    return _CGBlockTail.apply(meta, power, weight, bias, *ys, *weights)

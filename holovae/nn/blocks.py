@@ -10,7 +10,7 @@ from ..so3.irreps import Features
 from .block_tail import cg_block_tail
 from .linear import SO3Linear
 from .norms import SignalNorm, SO3BatchNorm
-from .tensor_product import ChannelwiseTensorProduct, FullTensorProduct, fused_kernel_available
+from .tensor_product import ChannelwiseTensorProduct, FullTensorProduct
 
 
 class CGBlock(torch.nn.Module):
@@ -67,11 +67,10 @@ class CGBlock(torch.nn.Module):
         return out
 
     def _fusable(self, x: Features) -> bool:
-        if not isinstance(self.tp, ChannelwiseTensorProduct) or self.tp.implementation not in ("auto", "fused"):
-            return False
-        first = x[self.tp.degrees_in[0]]
-        return first.device.type == "cpu" and first.dtype in (torch.float32, torch.float64) \
-            and fused_kernel_available()
+        """The fused path: a channel-wise product the kernel runs, and one output channel count
+        (the stacked tail); otherwise the generic path below."""
+        return isinstance(self.tp, ChannelwiseTensorProduct) and len(set(self.linear.channels_out.values())) == 1 \
+            and self.tp.runs_fused(x[self.tp.degrees_in[0]])
 
     def _forward_fused(self, x: Features) -> Features:
         """The same block on the fused CPU kernel, in whole-block operations: the batch norm on
@@ -84,18 +83,6 @@ class CGBlock(torch.nn.Module):
         y, power = tp.square_with_power(X)
         degrees = list(linear.channels_out)
         weights = [linear.weights[str(l)] for l in degrees]
-        if len({W.shape[1] for W in weights}) > 1:   # unequal output channels: degree by degree
-            scale = torch.rsqrt(power + norm.eps)
-            out = {}
-            for l, W in zip(degrees, weights):
-                r = self._nonzero_rows.get(l)
-                h = torch.matmul(y[l], W if r is None else W.index_select(0, r)) if y[l].shape[-1] else \
-                    y[l].new_zeros(y[l].shape[:2] + (W.shape[1],))
-                h = h * (scale[:, None] * norm.weight[l])
-                if l == 0:
-                    h = h + norm.bias * W.sum(dim=0)
-                out[l] = h
-            return out
         H = cg_block_tail([y[l] for l in degrees], power, weights, [self._nonzero_rows.get(l) for l in degrees],
                           degrees, norm.weight, norm.bias, norm.eps, self._output_degree_rows)
         return dict(zip(degrees, H.split([2 * l + 1 for l in degrees], dim=0)))

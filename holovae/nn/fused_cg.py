@@ -485,7 +485,7 @@ class BlockSquare:
     Input: the degrees stacked, ``X [D_in, B, C]`` (rows ``(l, m)`` of the entries, ``D_in =
     sum_l (2l+1)``). Outputs: one tensor per output block ``(d, P)``, ``y [d, B, P*C]`` whose
     entry rows are ordered ``(block, p, m)`` (``m < d``); output channel ``p*C + c`` is row
-    ``(p, m)`` of channel ``c``. Optionally the signal power ``power[b] = sum_rows w_row *
+    ``(p, m)`` of channel ``c``. And the signal power ``power[b] = sum_rows w_row *
     sum_c y[row, b, c]^2`` with ``w = 1/d`` per block (the mean over components of the total
     power, :class:`holovae.nn.norms.SignalNorm`), summed while the outputs are still in
     registers.
@@ -546,26 +546,25 @@ class BlockSquare:
                              f"[{self.d_in}, B, {self.C}], got {got}")
         return X.shape[1]
 
-    def forward(self, X: torch.Tensor, with_power: bool = True):
-        """``X [D_in, B, C]`` -> (``[y [d, B, P*C]]`` per block, ``power [B]`` or None)."""
+    def forward(self, X: torch.Tensor):
+        """``X [D_in, B, C]`` -> (``[y [d, B, P*C]]`` per block, ``power [B]``)."""
         B = self._check_input(X)
         N = B * self.C
         lib = _get_lib()
         ys = [_pool.take((d, B, k * self.C), self.dtype) for d, k in self.blocks]
-        power = torch.empty(B, dtype=self.dtype) if with_power else None
+        power = torch.empty(B, dtype=self.dtype)
         if N == 0 or self.d_out == 0:
             for y in ys:
                 y.zero_()
-            return ys, (power.zero_() if power is not None else None)
+            return ys, power.zero_()
         x_off, x_ld, y_off, y_ld = self._layout(B)
         xa = x_off + X.data_ptr()
         ya = self._y_addresses(ys, y_off)
         fn = lib.holovae_cg_mapped_forward_f32 if self.dtype == torch.float32 else lib.holovae_cg_mapped_forward_f64
         rc = fn(xa.ctypes.data, x_ld.ctypes.data, self.d_in, N, self.C,
                 _ptr(self.row), _ptr(self.i), _ptr(self.j), self.idx64, _ptr(self.val), self.nnz,
-                ya.ctypes.data, y_ld.ctypes.data, self.d_out,
-                _ptr(self.pw) if power is not None else None,
-                _ptr(power) if power is not None else None, torch.get_num_threads())
+                ya.ctypes.data, y_ld.ctypes.data, self.d_out, _ptr(self.pw), _ptr(power),
+                torch.get_num_threads())
         if rc != 0:
             _raise(rc, "BlockSquare.forward")
         return ys, power
@@ -610,7 +609,7 @@ class _BlockSquareFunction(torch.autograd.Function):
     def forward(ctx, op, X):
         X = X.contiguous()
         ys, power = op.forward(X)
-        ctx.op, ctx.n = op, len(ys)
+        ctx.op = op
         ctx.save_for_backward(X, *ys)
         return (*ys, power)
 

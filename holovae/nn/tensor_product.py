@@ -172,12 +172,10 @@ class ChannelwiseTensorProduct(torch.nn.Module):
         key = ("blocks", dtype)
         if key not in self._ops:
             from . import fused_cg
-            keep, row0 = [], 0
+            keep = []
             for l3, paths in self.paths_by_l3.items():
-                d = 2 * l3 + 1
                 nz = set(self.nonzero_paths[l3])
-                keep += [k in nz for k in range(len(paths)) for _ in range(d)]
-                row0 += d * len(paths)
+                keep += [k in nz for k in range(len(paths)) for _ in range(2 * l3 + 1)]
             keep = torch.tensor(keep, dtype=torch.bool)
             new_row = torch.cumsum(keep.long(), 0) - 1          # old output row -> kept row
             e = self._entries
@@ -193,14 +191,17 @@ class ChannelwiseTensorProduct(torch.nn.Module):
         = ``sum_l3 sum_{m,c} y_l3^2 / (2l3+1)``), or ``None`` where the fused CPU kernel does not
         run (other implementation or device, or a dtype it lacks): then use :meth:`forward`.
         """
-        first = x if isinstance(x, torch.Tensor) else x[self.degrees_in[0]]
-        if self.implementation not in ("auto", "fused") or first.device.type != "cpu" \
-                or first.dtype not in (torch.float32, torch.float64) or not fused_kernel_available():
+        X = x if isinstance(x, torch.Tensor) else torch.cat([x[l] for l in self.degrees_in], dim=0)
+        if not self.runs_fused(X):
             return None
         from . import fused_cg
-        X = x if isinstance(x, torch.Tensor) else torch.cat([x[l] for l in self.degrees_in], dim=0)
-        ys, power = fused_cg.block_square(self._block_square(first.dtype), X)
+        ys, power = fused_cg.block_square(self._block_square(X.dtype), X)
         return dict(zip(self.paths_by_l3, ys)), power
+
+    def runs_fused(self, t: torch.Tensor) -> bool:
+        """Whether features like ``t`` (device, dtype) go through the fused CPU kernel."""
+        return self.implementation in ("auto", "fused") and t.device.type == "cpu" \
+            and t.dtype in (torch.float32, torch.float64) and fused_kernel_available()
 
     # -- implementations -------------------------------------------------------------------
     def _op(self, device: torch.device, dtype: torch.dtype):
