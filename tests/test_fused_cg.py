@@ -262,8 +262,8 @@ def test_env_var_disables(monkeypatch):
 
 def test_missing_compiler_warns_once_and_falls_back(tmp_path, monkeypatch, caplog):
     # a fresh "first use" in this process: forget the loaded library (restored afterwards)
-    monkeypatch.setattr(fused_cg, "_lib", None)
-    monkeypatch.setattr(fused_cg, "_failure", None)
+    monkeypatch.setattr(fused_cg._native, "lib", None)
+    monkeypatch.setattr(fused_cg._native, "failure", None)
     monkeypatch.setenv("HOLOVAE_CACHE", str(tmp_path))
     monkeypatch.setenv("HOLOVAE_CC", "no-such-compiler-holovae")
     with caplog.at_level("WARNING", logger=fused_cg.__name__):

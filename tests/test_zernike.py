@@ -13,6 +13,7 @@ from scipy.special import binom, eval_jacobi, hyp2f1, sph_harm_y
 from holovae.so3 import random_rotation, rotate_flat
 from holovae.transforms import (cubic_grid, inverse_zernike_transform, n_radial, zernike_basis,
                                 zernike_irreps, zernike_radial, zernike_transform)
+from holovae.transforms import zernike_kernel
 from holovae.transforms.grid import dh_xyz
 from holovae.transforms.spherical import dh_weights
 
@@ -329,3 +330,68 @@ def test_bad_inputs_and_documented_behaviour():
     keep = p64.clone()
     zernike_transform(p64, **kw)
     assert torch.equal(p64, keep)
+
+
+# ---------------------------------------------------------------------------------------------
+# the C kernel (float32) against the float64 torch path, and the torch path's float32
+# ---------------------------------------------------------------------------------------------
+needs_zernike_kernel = pytest.mark.skipif(not zernike_kernel.available(), reason="C kernel unavailable (no compiler)")
+
+
+def _ragged_case(seed, n_channels=3):
+    # clouds from empty to larger than the kernel's gather window (512 points per group), a
+    # point at the origin, one on the sphere and one beyond it (dropped)
+    pts, ch, off = _ragged([0, 1, 5, 17, 64, 0, 2000, 9, 3], n_channels, seed=seed)
+    pts[3] = 0.0
+    pts[4] = torch.tensor([0.0, 0.0, 10.0], dtype=torch.float64)
+    pts[7] = torch.tensor([11.0, 0.0, 0.0], dtype=torch.float64)
+    w = torch.rand(len(pts), generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.5
+    return pts, ch, off, w
+
+
+@needs_zernike_kernel
+@pytest.mark.parametrize("normalization", [None, "square"])
+@pytest.mark.parametrize("radial", ["orthonormal", "authors"])
+@pytest.mark.parametrize("lmax,n_max", [(0, 0), (1, 3), (4, 9), (6, 20), (12, 14)])
+def test_kernel_matches_float64_reference(lmax, n_max, normalization, radial):
+    pts, ch, off, w = _ragged_case(seed=lmax + n_max)
+    kw = dict(n_channels=3, lmax=lmax, n_max=n_max, r_max=10.0, normalization=normalization, radial=radial)
+    ref = zernike_transform(pts, ch, off, weights=w, dtype=torch.float64, **kw)       # the torch path
+    for points, weights in ((pts, w), (pts.float(), w.float()), (pts, None)):
+        got = zernike_transform(points, ch, off, weights=weights, **kw)               # the kernel
+        want = ref if weights is not None else zernike_transform(pts, ch, off, dtype=torch.float64, **kw)
+        assert got.dtype == torch.float32
+        rel = float((got.double() - want).norm() / want.norm())
+        assert rel < 1e-6, rel
+        empty = (off[1:] == off[:-1]).nonzero().flatten()
+        assert torch.equal(got[empty], torch.zeros_like(got[empty]))
+
+
+@needs_zernike_kernel
+def test_kernel_is_the_float32_path_and_thread_count_free(monkeypatch):
+    pts, ch, off, w = _ragged_case(seed=3)
+    kw = dict(n_channels=3, lmax=6, n_max=20, r_max=10.0, normalization="square", radial="authors", weights=w)
+    calls = []
+    real = zernike_kernel.transform_into
+    monkeypatch.setattr(zernike_kernel, "transform_into", lambda *a, **k: calls.append(1) or real(*a, **k))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = zernike_transform(pts, ch, off, **kw)
+        torch.set_num_threads(2)
+        two = zernike_transform(pts, ch, off, **kw)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(calls) == 2 and torch.equal(one, two)
+    zernike_transform(pts, ch, off, dtype=torch.float64, **kw)                        # float64: torch path
+    assert len(calls) == 2
+
+
+def test_torch_path_float32_without_the_kernel(monkeypatch):
+    monkeypatch.setenv("HOLOVAE_NO_FUSED", "1")
+    assert not zernike_kernel.available()
+    pts, ch, off, w = _ragged_case(seed=5)
+    kw = dict(n_channels=3, lmax=6, n_max=20, r_max=10.0, normalization="square", radial="authors", weights=w)
+    ref = zernike_transform(pts, ch, off, dtype=torch.float64, **kw)
+    got = zernike_transform(pts.float(), ch, off, **kw)
+    assert float((got.double() - ref).norm() / ref.norm()) < 1e-6

@@ -8,10 +8,7 @@ For a steerable feature matrix ``X [D_in, N]`` (component-major, see
 and its gradient ``dX[i] += val * dY[row] * X[j]``, ``dX[j] += val * dY[row] * X[i]``.
 
 The kernel is the plain C file ``csrc/fused_cg.c`` (no torch headers), compiled on first use
-with ``gcc -O3 -march=native -shared -fPIC -fopenmp`` into a cache directory
-(``$HOLOVAE_CACHE`` or ``~/.cache/holovae``; the file name hashes the source, the flags, the
-machine, the CPU model and its feature flags, so a shared home directory never hands a binary to
-a CPU that cannot run it) and loaded with :mod:`ctypes`. ctypes releases the GIL during the call.
+into a cache directory and loaded with :mod:`ctypes` (see :mod:`holovae.native`).
 
 Public API
 ----------
@@ -54,18 +51,15 @@ more than the kernel).
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import threading
 from pathlib import Path
 from typing import Optional
 
 import torch
+
+from ..native import NativeLibrary
 
 __all__ = ["available", "cg_square_forward", "cg_square_backward", "cg_square", "BlockSquare", "block_square",
            "clear_plan_cache"]
@@ -73,69 +67,13 @@ __all__ = ["available", "cg_square_forward", "cg_square_backward", "cg_square", 
 log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_cg.c"
-_BASE_FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-std=gnu11"]
-_NATIVE_FLAGS = ["-march=native"]
 _ABI_VERSION = 3
 _HUGE_MIN_BYTES = 8 << 20   # fresh outputs this big get madvise(MADV_HUGEPAGE)
 
-_lock = threading.Lock()
-_lib: Optional[ctypes.CDLL] = None
-_failure: Optional[str] = None      # reason, once loading failed
-_env_logged = False
-
 
 # --------------------------------------------------------------------------------------------
-# build & load
+# build & load (holovae.native)
 # --------------------------------------------------------------------------------------------
-
-def _cache_dir() -> Path:
-    env = os.environ.get("HOLOVAE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "holovae"
-
-
-def _cpu_signature() -> str:
-    """CPU model plus feature flags (the model string alone can be as vague as 'AMD EPYC')."""
-    model, flags = "", ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip().lower()
-                if key in ("model name", "cpu model", "processor name") and not model:
-                    model = value.strip()
-                elif key in ("flags", "features", "isa") and not flags:
-                    flags = " ".join(sorted(value.split()))
-                if model and flags:
-                    break
-    except OSError:
-        pass
-    return f"{model or platform.processor()}|{flags}"
-
-
-def _library_path(source: bytes, flags: list[str]) -> Path:
-    h = hashlib.sha256()
-    for part in (source, " ".join(flags).encode(), platform.machine().encode(),
-                 _cpu_signature().encode(), str(_ABI_VERSION).encode()):
-        h.update(part)
-        h.update(b"\0")
-    return _cache_dir() / f"fused_cg-{platform.machine()}-{h.hexdigest()[:20]}.so"
-
-
-def _compile(gcc: str, source_path: Path, out: Path, flags: list[str]) -> None:
-    """Compile into a temporary file next to ``out``, then rename atomically."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.stem + ".", suffix=".tmp.so", dir=out.parent)
-    os.close(fd)
-    try:
-        proc = subprocess.run([gcc, *flags, str(source_path), "-o", tmp],
-                              capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{gcc} {' '.join(flags)} failed:\n{proc.stderr.strip()[-2000:]}")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
 
 def _declare(lib: ctypes.CDLL) -> None:
     p, i64, c_int = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
@@ -168,75 +106,28 @@ def _declare(lib: ctypes.CDLL) -> None:
         raise RuntimeError("fused_cg library ABI version mismatch")
 
 
+_native = NativeLibrary("fused_cg", _SOURCE, _ABI_VERSION, _declare, "fused CG kernel")
+
+
 def _load() -> ctypes.CDLL:
-    source = _SOURCE.read_bytes()
-    errors = []
-    for flags in (_BASE_FLAGS + _NATIVE_FLAGS, _BASE_FLAGS):
-        path = _library_path(source, flags)
-        try:
-            if not path.exists():
-                cc = os.environ.get("HOLOVAE_CC", "gcc")
-                gcc = shutil.which(cc)
-                if gcc is None:
-                    raise RuntimeError(f"C compiler {cc!r} not found on PATH")
-                try:
-                    _compile(gcc, _SOURCE, path, flags)
-                except OSError:  # cache dir not writable: a private temp dir instead
-                    uid = getattr(os, "getuid", lambda: 0)()
-                    path = Path(tempfile.gettempdir()) / f"holovae-{uid}" / path.name
-                    if not path.exists():
-                        _compile(gcc, _SOURCE, path, flags)
-            lib = ctypes.CDLL(str(path))
-            _declare(lib)
-            return lib
-        except Exception as exc:  # noqa: BLE001 - any failure means: fall back
-            errors.append(f"[{' '.join(flags)}] {exc}")
-            if "not found on PATH" in str(exc):
-                break
-    raise RuntimeError("; ".join(errors))
-
-
-def _disabled_by_env() -> bool:
-    return os.environ.get("HOLOVAE_NO_FUSED", "").strip().lower() not in ("", "0", "false", "no")
+    """Compile (unless cached) and load the kernel (see :mod:`holovae.native`)."""
+    return _native.load()
 
 
 def available() -> bool:
     """Whether the fused kernel can be used (compiles and loads it on the first call)."""
-    global _lib, _failure, _env_logged
-    if _disabled_by_env():
-        if not _env_logged:
-            _env_logged = True
-            log.info("fused CG kernel disabled by HOLOVAE_NO_FUSED")
-        return False
-    if _lib is not None:
-        return True
-    if _failure is not None:
-        return False
-    with _lock:
-        if _lib is None and _failure is None:
-            try:
-                _lib = _load()
-            except Exception as exc:  # noqa: BLE001
-                _failure = str(exc)
-                log.warning("holovae fused CG kernel unavailable, using the pure-torch path: %s",
-                            _failure)
-    return _lib is not None
+    return _native.available()
 
 
 def clear_plan_cache() -> None:
     """Free the kernel's cached plans and its pooled output buffers."""
     _pool.clear()
-    if _lib is not None:
-        _lib.holovae_cg_clear_cache()
+    if _native.lib is not None:
+        _native.lib.holovae_cg_clear_cache()
 
 
 def _get_lib() -> ctypes.CDLL:
-    if not available():
-        why = "disabled by HOLOVAE_NO_FUSED" if _disabled_by_env() else _failure
-        raise RuntimeError(f"fused CG kernel unavailable ({why}); check fused_cg.available() "
-                           "and use the pure-torch path")
-    assert _lib is not None
-    return _lib
+    return _native.get()
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,8 +203,8 @@ def _fresh(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
     kernel's threads at once, otherwise cost more than the kernel and stop it scaling)."""
     t = torch.empty(shape, dtype=dtype)
     nbytes = t.numel() * t.element_size()
-    if nbytes >= _HUGE_MIN_BYTES and _lib is not None:
-        _lib.holovae_cg_advise_huge(t.data_ptr(), nbytes)
+    if nbytes >= _HUGE_MIN_BYTES and _native.lib is not None:
+        _native.lib.holovae_cg_advise_huge(t.data_ptr(), nbytes)
     return t
 
 

@@ -33,6 +33,7 @@ import torch
 from e3nn import o3
 
 from ..so3 import irreps_from_channels, real_spherical_harmonics
+from . import zernike_kernel
 
 __all__ = ["n_radial", "zernike_radial", "zernike_irreps", "zernike_transform",
            "inverse_zernike_transform", "zernike_basis", "cubic_grid"]
@@ -276,6 +277,23 @@ def _to_e3nn_64(lmax: int) -> tuple:
     return tuple(mats)
 
 
+@functools.lru_cache(maxsize=None)
+def _to_e3nn_rows(lmax: int) -> tuple:
+    """The ``A_l`` of :func:`_to_e3nn_64` as compressed rows, degree after degree:
+    ``(ptr [(L+1)^2 + 1], col, val)`` (int64, int64, float64; row m of degree l holds the
+    entries ``ptr[l^2 + m]:ptr[l^2 + m + 1]``). Entries below 1e-12 of their matrix's largest
+    are the fit's round-off of exact zeros; about a quarter of the entries are left."""
+    counts, cols, vals = [], [], []
+    for A in _to_e3nn_64(lmax):
+        keep = A.abs() > 1e-12 * A.abs().max()
+        r, c = torch.nonzero(keep, as_tuple=True)          # row-major order
+        counts.append(keep.sum(1))
+        cols.append(c)
+        vals.append(A[r, c])
+    ptr = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(torch.cat(counts), 0)])
+    return ptr, torch.cat(cols).to(torch.int64), torch.cat(vals).to(torch.float64)
+
+
 def _to_e3nn(lmax: int, dtype: torch.dtype) -> list:
     return [A.to(dtype) for A in _to_e3nn_64(lmax)]
 
@@ -339,6 +357,66 @@ def _batches(sizes: torch.Tensor, slot_budget: int):
         stop = min(n, i + max(1, slot_budget // M))
         yield i, stop, M
         i = stop
+
+
+def _accumulate_torch(points, weights, order, gstart, sizes, *, lmax, n_max, r_max, radial, normalization,
+                      dtype, slot_budget):
+    """The per-group point sums ``[G, K]`` in ``dtype`` (see :mod:`.zernike_kernel` for the
+    layout) with torch operations: groups of similar size padded into ``[G, M]`` batches of at
+    most ``slot_budget`` slots, one batched matmul per degree. The path taken without a C
+    compiler, and the kernel's reference in the tests."""
+    nr = [n_radial(l, n_max) for l in range(lmax + 1)]
+    n_groups = sizes.numel()
+    K = sum(n * (2 * l + 1) for l, n in enumerate(nr))
+    acc = torch.empty(n_groups, K, dtype=dtype)          # per group, degree-major, our SH basis
+    batches = list(_batches(sizes, slot_budget))
+    ws = _thread_workspace()
+    S_max = max((g1 - g0) * M for g0, g1, M in batches)
+    # reserve the largest batch up front: a buffer that grows mid-call would fault in again
+    ws.reserve("radial", (n_max // 2 + 1, lmax + 1, S_max), dtype)
+    ws.reserve("rec", (3, lmax + 1, S_max), torch.float64)
+    ws.reserve("ylm", ((lmax + 1) ** 2, S_max), dtype)
+    f64 = torch.float64
+    for g0, g1, M in batches:
+        G, S = g1 - g0, (g1 - g0) * M
+        j = torch.arange(M)
+        valid = torch.lt(j, sizes[g0:g1, None], out=ws.get("valid", (G, M), torch.bool))
+        slot = torch.add(gstart[g0:g1, None], j, out=ws.get("slot", (G, M), torch.long))
+        slot.masked_fill_(~valid, 0)                     # padding: the first kept point, weight 0
+        src = torch.index_select(order, 0, slot.view(-1), out=ws.get("src", (S,), torch.long))
+        pts = torch.index_select(points, 0, src, out=ws.get("pts", (S, 3), points.dtype))
+        xyz = ws.get("xyz64", (3, S), f64)
+        xyz.copy_(pts.T).mul_(1.0 / float(r_max))        # unit ball, float64 for the radial part
+        u = torch.mul(xyz[0], xyz[0], out=ws.get("u", (S,), f64))
+        u.addcmul_(xyz[1], xyz[1]).addcmul_(xyz[2], xyz[2])
+        rad, sq = _radial_table(u, n_max, lmax, radial, dtype=dtype,
+                                norm_sq=normalization == "square", ws=ws)    # [k, l, S]
+        # per-slot factor (weight, padding mask, square normalisation) rides on the solid
+        # harmonics' seeds, which is cheaper than scaling the [K_r, S] radial table
+        scale = ws.get("w", (S,), f64)
+        scale.copy_(valid.view(-1))
+        if weights is not None:
+            scale.mul_(weights.index_select(0, src))
+        if normalization == "square":
+            # |basis|^2 = sum_l (2l+1)/(4 pi) x^2l sum_k R_lk^2 (addition theorem): no basis needed
+            norm2 = ws.get("norm2", (S,), f64)
+            norm2.copy_(sq[lmax]).mul_((2 * lmax + 1) / (4 * math.pi))
+            for l in range(lmax - 1, -1, -1):                 # Horner in u over the degrees
+                norm2.mul_(u).add_(sq[l], alpha=(2 * l + 1) / (4 * math.pi))
+            scale.div_(norm2)
+        xyz_c = ws.get("xyz", (3, S), dtype)
+        xyz_c.copy_(xyz)
+        scale_c = ws.get("scale", (S,), dtype)
+        scale_c.copy_(scale)
+        ylm = _solid_harmonics_rows(xyz_c, lmax, scale_c, ws=ws)            # [(L+1)^2, S]
+        col = 0
+        for l in range(lmax + 1):
+            d = 2 * l + 1
+            a = rad[:nr[l], l].view(nr[l], G, M).permute(1, 0, 2)              # [G, n_r, M]
+            b = ylm[l * l:l * l + d].view(d, G, M).permute(1, 2, 0)           # [G, M, d]
+            acc[g0:g1, col:col + nr[l] * d] = torch.bmm(a, b).view(G, -1)
+            col += nr[l] * d
+    return acc
 
 
 def zernike_transform(points: torch.Tensor, channels: Optional[torch.Tensor] = None,
@@ -411,61 +489,19 @@ def zernike_transform(points: torch.Tensor, channels: Optional[torch.Tensor] = N
     n_groups = int((sizes > 0).sum())
     sizes, gorder = sizes[:n_groups], gorder[:n_groups]
     gstart = (torch.cumsum(counts, 0) - counts)[gorder]
-    K = sum(n * (2 * l + 1) for l, n in enumerate(nr))
-    acc = torch.empty(n_groups, K, dtype=dtype)          # per group, degree-major, our SH basis
-
-    batches = list(_batches(sizes, slot_budget))
-    ws = _thread_workspace()
-    S_max = max((g1 - g0) * M for g0, g1, M in batches)
-    # reserve the largest batch up front: a buffer that grows mid-call would fault in again
-    ws.reserve("radial", (n_max // 2 + 1, lmax + 1, S_max), dtype)
-    ws.reserve("rec", (3, lmax + 1, S_max), torch.float64)
-    ws.reserve("ylm", ((lmax + 1) ** 2, S_max), dtype)
-    f64 = torch.float64
-    for g0, g1, M in batches:
-        G, S = g1 - g0, (g1 - g0) * M
-        j = torch.arange(M)
-        valid = torch.lt(j, sizes[g0:g1, None], out=ws.get("valid", (G, M), torch.bool))
-        slot = torch.add(gstart[g0:g1, None], j, out=ws.get("slot", (G, M), torch.long))
-        slot.masked_fill_(~valid, 0)                     # padding: the first kept point, weight 0
-        src = torch.index_select(order, 0, slot.view(-1), out=ws.get("src", (S,), torch.long))
-        pts = torch.index_select(points, 0, src, out=ws.get("pts", (S, 3), points.dtype))
-        xyz = ws.get("xyz64", (3, S), f64)
-        xyz.copy_(pts.T).mul_(1.0 / float(r_max))        # unit ball, float64 for the radial part
-        u = torch.mul(xyz[0], xyz[0], out=ws.get("u", (S,), f64))
-        u.addcmul_(xyz[1], xyz[1]).addcmul_(xyz[2], xyz[2])
-        rad, sq = _radial_table(u, n_max, lmax, radial, dtype=dtype,
-                                norm_sq=normalization == "square", ws=ws)    # [k, l, S]
-        # per-slot factor (weight, padding mask, square normalisation) rides on the solid
-        # harmonics' seeds, which is cheaper than scaling the [K_r, S] radial table
-        scale = ws.get("w", (S,), f64)
-        scale.copy_(valid.view(-1))
-        if weights is not None:
-            scale.mul_(weights.index_select(0, src))
-        if normalization == "square":
-            # |basis|^2 = sum_l (2l+1)/(4 pi) x^2l sum_k R_lk^2 (addition theorem): no basis needed
-            norm2 = ws.get("norm2", (S,), f64)
-            norm2.copy_(sq[lmax]).mul_((2 * lmax + 1) / (4 * math.pi))
-            for l in range(lmax - 1, -1, -1):                 # Horner in u over the degrees
-                norm2.mul_(u).add_(sq[l], alpha=(2 * l + 1) / (4 * math.pi))
-            scale.div_(norm2)
-        xyz_c = ws.get("xyz", (3, S), dtype)
-        xyz_c.copy_(xyz)
-        scale_c = ws.get("scale", (S,), dtype)
-        scale_c.copy_(scale)
-        ylm = _solid_harmonics_rows(xyz_c, lmax, scale_c, ws=ws)            # [(L+1)^2, S]
-        col = 0
-        for l in range(lmax + 1):
-            d = 2 * l + 1
-            a = rad[:nr[l], l].view(nr[l], G, M).permute(1, 0, 2)              # [G, n_r, M]
-            b = ylm[l * l:l * l + d].view(d, G, M).permute(1, 2, 0)           # [G, M, d]
-            acc[g0:g1, col:col + nr[l] * d] = torch.bmm(a, b).view(G, -1)
-            col += nr[l] * d
+    cloud_of, chan_of = gorder % B, gorder // B
+    if dtype == torch.float32 and zernike_kernel.available():
+        zernike_kernel.transform_into(out, points, weights, order, gstart, sizes, cloud_of, chan_of, lmax=lmax,
+                                      n_max=n_max, r_max=r_max, recurrence=_recurrence(n_max, lmax, radial),
+                                      to_e3nn=_to_e3nn_rows(lmax), block_offsets=[sl.start for sl in irreps.slices()],
+                                      square=normalization == "square")
+        return out
+    acc = _accumulate_torch(points, weights, order, gstart, sizes, lmax=lmax, n_max=n_max, r_max=r_max,
+                            radial=radial, normalization=normalization, dtype=dtype, slot_budget=slot_budget)
 
     # our solid-harmonic basis -> e3nn's, once per group and degree (not per point), written
     # straight into the flat layout: degree block [B, C, n_r(l) * (2l+1)] (mul = c * n_r + k)
     A_l = _to_e3nn(lmax, dtype)
-    cloud_of, chan_of = gorder % B, gorder // B
     col = 0
     for l, sl in enumerate(irreps.slices()):
         width = nr[l] * (2 * l + 1)
