@@ -252,6 +252,93 @@ def _mmcif_text(x: str = "1.000", auth_seq_id: str = "1") -> str:
     return "".join(lines) + "#\nloop_\n_software.name\n_software.version\nrefmac 5.8\n"
 
 
+def _mmcif_rows(rows) -> str:
+    """mmCIF text of ``(group, element, name, altloc, resname, chain, resnum, icode, occupancy,
+    model)`` atom rows, coordinates made up from the row number."""
+    lines = ["data_t\nloop_\n"] + [f"_atom_site.{k}\n" for k in (
+        "group_PDB id type_symbol label_atom_id label_alt_id label_comp_id label_asym_id label_seq_id "
+        "pdbx_PDB_ins_code Cartn_x Cartn_y Cartn_z occupancy B_iso_or_equiv auth_seq_id auth_asym_id "
+        "pdbx_PDB_model_num").split()]
+    for i, (group, el, name, alt, res, chain, num, icode, occ, model) in enumerate(rows):
+        lines.append(f"{group} {i + 1} {el} {name} {alt} {res} {chain} {num} {icode} {i * 0.7:.3f} "
+                     f"{(i % 5) * 1.1:.3f} {(i % 3) * 0.9:.3f} {occ} 10.0 {num} {chain} {model}\n")
+    return "".join(lines) + "#\n"
+
+
+_TRICKY_ROWS = [
+    # ALA 1 of chain A, its CB in altlocs B/A of equal occupancy (the tie goes to A)
+    ("ATOM", "N", "N", ".", "ALA", "A", 1, "?", 1.0, 1), ("ATOM", "C", "CA", ".", "ALA", "A", 1, "?", 1.0, 1),
+    ("ATOM", "C", "C", ".", "ALA", "A", 1, "?", 1.0, 1), ("ATOM", "O", "O", ".", "ALA", "A", 1, "?", 1.0, 1),
+    ("ATOM", "C", "CB", "B", "ALA", "A", 1, "?", 0.5, 1), ("ATOM", "C", "CB", "A", "ALA", "A", 1, "?", 0.5, 1),
+    # a point mutation at 2: SER 0.3 / GLY 0.7 (GLY kept), altlocs A/B, each with its own name list
+    ("ATOM", "N", "N", "A", "SER", "A", 2, "?", 0.3, 1), ("ATOM", "C", "CA", "A", "SER", "A", 2, "?", 0.3, 1),
+    ("ATOM", "C", "C", "A", "SER", "A", 2, "?", 0.3, 1), ("ATOM", "O", "OG", "A", "SER", "A", 2, "?", 0.3, 1),
+    ("ATOM", "N", "N", "B", "GLY", "A", 2, "?", 0.7, 1), ("ATOM", "C", "CA", "B", "GLY", "A", 2, "?", 0.7, 1),
+    ("ATOM", "C", "C", "B", "GLY", "A", 2, "?", 0.7, 1), ("ATOM", "O", "O", "B", "GLY", "A", 2, "?", 0.7, 1),
+    # an insertion code
+    ("ATOM", "N", "N", ".", "VAL", "A", 2, "B", 1.0, 1), ("ATOM", "C", "CA", ".", "VAL", "A", 2, "B", 1.0, 1),
+    ("ATOM", "C", "C", ".", "VAL", "A", 2, "B", 1.0, 1),
+    # chain B, then chain A again (merged into A), residue 1 of A reappearing with more atoms
+    ("ATOM", "N", "N", ".", "LEU", "B", 7, "?", 1.0, 1), ("ATOM", "C", "CA", ".", "LEU", "B", 7, "?", 1.0, 1),
+    ("ATOM", "C", "CG", ".", "ALA", "A", 1, "?", 1.0, 1),
+    # a ligand and a zinc numbered like a residue, and a water
+    ("HETATM", "C", "C1", ".", "LIG", "A", 1, "?", 1.0, 1), ("HETATM", "Zn", "ZN", ".", "ZN", "A", 1, "?", 1.0, 1),
+    ("HETATM", "O", "O", ".", "HOH", "A", 90, "?", 1.0, 1),
+    # a second model (ignored)
+    ("ATOM", "N", "N", ".", "ALA", "A", 1, "?", 1.0, 2), ("ATOM", "C", "CA", ".", "ALA", "A", 1, "?", 1.0, 2),
+]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gemmi") is None, reason="gemmi not installed")
+def test_gemmi_columns_group_atoms_as_the_atom_loop(tmp_path, monkeypatch):
+    """The numpy path over gemmi's FlatStructure columns against the per-atom loop it replaces
+    (and biopython): altlocs and their ties, point mutations, insertion codes, duplicate
+    names, split chains, reappearing residues, hetero groups, models; names that do not fit
+    the columns' 8 bytes take the loop."""
+    import holovae.data.structures as structures
+
+    real = structures._atoms_gemmi_flat
+    taken = []
+    monkeypatch.setattr(structures, "_atoms_gemmi_flat", lambda *a: taken.append(real(*a)) or taken[-1])
+    long_name = [r if i != 2 else r[:2] + ("CLONGNAME",) + r[3:] for i, r in enumerate(_TRICKY_ROWS)]
+    # biopython refuses a duplicated name without altloc: that row only where it is not compared
+    duplicate = (_TRICKY_ROWS[:17] + [("ATOM", "C", "C", ".", "VAL", "A", 2, "B", 0.9, 1)] + _TRICKY_ROWS[17:20]
+                 + [("ATOM", "C", "CA", ".", "ALA", "A", 1, "?", 0.2, 1)] + _TRICKY_ROWS[20:])
+    files = [(tmp_path / "tricky.cif", _mmcif_rows(_TRICKY_ROWS)), (tmp_path / "long.cif", _mmcif_rows(long_name)),
+             (tmp_path / "duplicate.cif", _mmcif_rows(duplicate))]
+    for path, text in files:
+        path.write_text(text)
+    files = [p for p, _ in files] + [p for p in _real_files() if ".cif" in p.name]
+    for path in files:
+        taken.clear()
+        try:
+            columns = parse_structure(path, backend="gemmi")
+        except StructureError as e:
+            columns = str(e)
+        assert len(taken) == 1 and (taken[0] is None) == (path.name == "long.cif"), path.name
+        monkeypatch.setattr(structures, "_atoms_gemmi_flat", lambda *a: None)
+        try:
+            loop = parse_structure(path, backend="gemmi")
+        except StructureError as e:
+            loop = str(e)
+        monkeypatch.setattr(structures, "_atoms_gemmi_flat", lambda *a: taken.append(real(*a)) or taken[-1])
+        if isinstance(loop, str):
+            assert columns == loop
+            continue
+        _assert_same(columns, loop, path.name)
+        np.testing.assert_array_equal(columns.coords, loop.coords)
+    s = parse_structure(tmp_path / "tricky.cif", backend="gemmi")
+    _assert_same(s, parse_structure(tmp_path / "tricky.cif", backend="biopython"), "tricky.cif")
+    assert s.resname.tolist() == ["ALA", "GLY", "VAL", "LIG", "ZN", "LEU"]
+    assert s.atom_name[s.residue_index == 0].tolist() == ["N", "CA", "C", "O", "CB", "CG"]
+    assert s.coords[s.residue_index == 0][4, 0] == pytest.approx(5 * 0.7, abs=1e-3)   # CB altloc A
+    assert s.atom_name[s.residue_index == 2].tolist() == ["N", "CA", "C"]
+    d = parse_structure(tmp_path / "duplicate.cif", backend="gemmi")   # the first C, the first CA kept
+    for r, n in ((0, 5), (2, 3)):                                        # (rows before the added ones)
+        assert d.atom_name[d.residue_index == r].tolist() == s.atom_name[s.residue_index == r].tolist()
+        np.testing.assert_array_equal(d.coords[d.residue_index == r][:n], s.coords[s.residue_index == r][:n])
+
+
 def _edit_ca_line(path, edit) -> None:
     """Apply ``edit(line) -> line`` to the first Cα record of a PDB file."""
     lines = path.read_text().splitlines(True)

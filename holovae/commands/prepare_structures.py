@@ -57,7 +57,7 @@ def run(args) -> None:
     if args.skipped:
         write_skipped(args.skipped, f.skipped)
     refuse_empty(len(f.ids), files, f.skipped, f"{args.split} split ({args.out})" if args.split else str(args.out))
-    write_dataset(args.out, f.coefficients, f.irreps, labels=f.labels, ids=f.ids, attrs=f.attrs,
+    write_dataset(args.out, f.blocks, f.irreps, labels=f.labels, ids=f.ids, attrs=f.attrs,
                   extra={"secondary_structure": np.asarray(f.secondary, dtype=object),
                          "residue_name": np.asarray(f.resnames, dtype=object)})
     n, t = len(f.ids), f.timings

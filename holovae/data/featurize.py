@@ -34,8 +34,12 @@ class Featurized:
     """``coefficients [N, dim]`` float32 with ``irreps``; per row ``ids`` ("pdb|chain|resnum|icode|
     resname"), ``labels`` (index in :data:`AMINO_ACIDS`), ``secondary`` (H/E/L), ``resnames``;
     ``skipped`` rows ``(file, chain, resnum, reason)``; ``attrs``: every transform parameter,
-    per-file sha256 and counts (what the HDF5 attributes hold)."""
-    coefficients: np.ndarray
+    per-file sha256 and counts (what the HDF5 attributes hold).
+
+    The rows are kept as the transform made them, ``blocks`` of ``[n_i, dim]`` in order;
+    :func:`holovae.data.hdf5.write_dataset` writes them as they are, and ``coefficients`` joins
+    them on first use (a 1 GB concatenation costs as much as the transform of its rows)."""
+    blocks: list
     irreps: object
     ids: list
     labels: np.ndarray
@@ -44,6 +48,14 @@ class Featurized:
     skipped: list = field(default_factory=list)
     attrs: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """All rows, ``[N, dim]`` float32."""
+        if len(self.blocks) != 1:
+            self.blocks = [np.concatenate(self.blocks) if self.blocks else
+                           np.zeros((0, self.irreps.dim), np.float32)]
+        return self.blocks[0]
 
 
 SKIPPED_COLUMNS = ("file", "chain", "resnum", "reason")
@@ -232,8 +244,7 @@ def featurize_structures(files, *, lmax: int, n_max: int = 20, r_max: float = 10
     attrs.update(secondary_method=secondary, secondary_methods_used=methods, source_sha256=checksums,
                  n_files=len(files), n_files_ok=count["ok"], n_skipped_rows=len(skipped))
     return Featurized(
-        coefficients=np.concatenate(coeffs) if coeffs else np.zeros((0, irreps.dim), np.float32),
-        irreps=irreps, ids=ids,
+        blocks=coeffs, irreps=irreps, ids=ids,
         labels=np.array([AMINO_ACIDS.index(r) for r in resnames_arr.tolist()], dtype=np.int64),
         secondary=np.concatenate(ss) if ss else np.zeros(0, str), resnames=resnames_arr,
         skipped=skipped, attrs=attrs, timings=t)

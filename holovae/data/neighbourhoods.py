@@ -152,11 +152,15 @@ def neighbourhoods(s: Structure, r_max: float = 10.0, elements: Sequence[str] = 
     centres = s.coords[ca]
     if len(residues) == 0:
         return _assemble(s, residues, [], np.zeros(0, np.int64), centres, channels, n_channels, skipped)
-    tree = cKDTree(s.coords.astype(np.float64))
-    # one vectorised query for every Cα; sorted lists keep file order (reproducible output)
-    lists = tree.query_ball_point(centres.astype(np.float64), r=r_max, return_sorted=True)
-    counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-    idx = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists])
+    atoms = cKDTree(s.coords.astype(np.float64))
+    # every (centre, atom) pair within r_max (inclusive) in one query that returns arrays (the
+    # per-centre lists of query_ball_point cost twice as much); sorted by centre, then atom
+    # index: file order within each cloud (reproducible output)
+    pairs = cKDTree(centres.astype(np.float64)).sparse_distance_matrix(atoms, r_max, output_type="ndarray")
+    key = pairs["i"].astype(np.int64) * s.n_atoms + pairs["j"]
+    key.sort()
+    idx = key % s.n_atoms
+    counts = np.bincount(key // s.n_atoms, minlength=len(residues))
     not_centre = idx != np.repeat(ca, counts)          # drop the central Cα (it sits at the origin)
     cloud = np.repeat(np.arange(len(residues)), counts)[not_centre]
     idx = idx[not_centre]

@@ -264,8 +264,11 @@ def _residue_numbers(path: Path, residues) -> np.ndarray:
     """``resnum [R]`` int32 of ``[(chain, is_hetero, resnum, icode, resname)]``; a number that is
     missing or not an integer (gemmi gives ``None`` for an mmCIF ``auth_seq_id`` of ``X``)
     raises :class:`StructureError` naming the residue."""
+    numbers = np.asarray([r[2] for r in residues])
+    if numbers.dtype.kind in "iu" and (len(numbers) == 0 or (numbers.min() >= -2**31 and numbers.max() < 2**31)):
+        return numbers.astype(np.int32)
     out = np.zeros(len(residues), dtype=np.int32)
-    for i, (chain, _, number, icode, resname) in enumerate(residues):
+    for i, (chain, _, number, icode, resname) in enumerate(residues):   # finds and names the bad one
         if not isinstance(number, (int, np.integer)) or not -2**31 <= int(number) < 2**31:
             raise StructureError(f"{path}: residue {resname} of chain {chain!r} has residue number {number!r}, "
                                  "not an integer")
@@ -384,6 +387,9 @@ def _atoms_gemmi(path: Path, text: str, mmcif: bool, fast: bool):
     if len(st) == 0 or st[0].count_atom_sites() == 0:
         raise StructureError(f"{path}: empty structure (no models/atoms)")
     st.merge_chain_parts()
+    columns = _atoms_gemmi_flat(path, st, mmcif)
+    if columns is not None:
+        return columns
     if mmcif:                                  # PDB numbers were checked in the text already
         _check_gemmi_numbers(path, st[0])
     residues, names, fullnames, elements, coords, res_of = [], [], [], [], [], []
@@ -410,6 +416,109 @@ def _atoms_gemmi(path: Path, text: str, mmcif: bool, fast: bool):
             res_of += [len(residues)] * len(picked)
             residues.append((ch.name or " ", flag != " ", seq, ins.strip(), rname))
     return residues, names, fullnames, elements, coords, res_of
+
+
+def _flat_strings(a: np.ndarray) -> np.ndarray:
+    """gemmi FlatStructure's ``int8 [N, 8]`` NUL-padded names -> ``bytes [N]``."""
+    return np.ascontiguousarray(a).view("S8").ravel()
+
+
+def _flat_codes(a: np.ndarray) -> np.ndarray:
+    """The same names as ``uint64 [N]`` (equal names, equal codes): integer keys sort fast."""
+    return np.ascontiguousarray(a).view("<u8").ravel()
+
+
+def _first_appearance(key: np.ndarray):
+    """``key [N]`` (any sortable dtype) -> ``(ids [N], first [G])``: ids numbered by first
+    appearance, and the first position of each."""
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[order] = np.arange(len(first))
+    return rank[inv.ravel()], first[order]
+
+
+def _atoms_gemmi_flat(path: Path, st, mmcif: bool):
+    """:func:`_atoms_gemmi`'s result from gemmi's ``FlatStructure`` columns, with numpy instead
+    of a Python loop over atoms: the same grouping (residue keys, point mutations, altlocs), the
+    per-atom fields as arrays. Returns None where the columns cannot hold the answer -- PDB files
+    (their 4-character names), names that fill gemmi's 8-byte fields, a residue number gemmi
+    could not read -- and the caller then takes the loop."""
+    import gemmi
+
+    if not mmcif:
+        return None
+    try:
+        flat = gemmi.FlatStructure(st)
+    except RuntimeError:                                           # e.g. an atom name of 8+ characters
+        return None
+    model = np.flatnonzero(flat.model_num == st[0].num)
+    names8, res8, chain8 = flat.atom_names[model], flat.residue_names[model], flat.chain_ids[model]
+    if names8[:, 7].any() or res8[:, 7].any() or chain8[:, 7].any():
+        return None
+    seq = flat.resnums[model]
+    if (seq == np.iinfo(np.int32).min).any():                   # gemmi's "no number"
+        return None
+    pos, occ = flat.pos[model], flat.occ[model]
+    if not (np.isfinite(pos).all() and np.isfinite(occ).all()):
+        _check_gemmi_numbers(path, st[0])                          # names the first bad atom
+    name_c, res_c, chain_c = _flat_codes(names8), _flat_codes(res8), _flat_codes(chain8)
+    het = flat.het_flags[model] == ord("H")
+    icode, altloc = flat.icodes[model], flat.altlocs[model]
+    n = len(name_c)
+
+    # runs of atoms with the same chain, residue name, number and icode (gemmi's residues);
+    # residue groups: (chain, ATOM or HETATM + name, number, icode) by first appearance
+    new_run = np.ones(n, dtype=bool)
+    new_run[1:] = ((chain_c[1:] != chain_c[:-1]) | (res_c[1:] != res_c[:-1]) | (seq[1:] != seq[:-1])
+                   | (icode[1:] != icode[:-1]) | (het[1:] != het[:-1]))
+    starts = np.flatnonzero(new_run)
+    run_len = np.diff(np.r_[starts, n])
+    run_key = np.zeros(len(starts), dtype=[("c", "<u8"), ("h", "<u8"), ("s", "<i4"), ("i", "i1")])
+    run_key["c"], run_key["s"], run_key["i"] = chain_c[starts], seq[starts], icode[starts]
+    run_key["h"] = np.where(het[starts], res_c[starts], 0)
+    run_group, group_first = _first_appearance(run_key)
+    group = np.repeat(run_group, run_len)
+    n_groups = len(group_first)
+    head = starts[group_first]                                   # a group's first atom
+
+    # point mutations: a group with several residue names keeps the form of highest mean
+    # occupancy (over all its atoms and altlocs)
+    form_key = np.zeros(len(starts), dtype=[("g", "<i8"), ("r", "<u8")])
+    form_key["g"], form_key["r"] = run_group, res_c[starts]
+    run_form, form_first = _first_appearance(form_key)
+    chosen = res_c[head].copy()
+    for g in np.flatnonzero(np.bincount(run_group[form_first], minlength=n_groups) > 1).tolist():
+        options = {}
+        for f in np.flatnonzero(run_group[form_first] == g).tolist():
+            atoms = np.repeat(run_form == f, run_len)
+            options[_flat_strings(res8[starts[form_first[f]]][None])[0].decode()] = \
+                occ[atoms].astype(np.float64).tolist()
+        chosen[g] = _flat_codes(np.frombuffer(_best_form(options).encode().ljust(8, b"\0"), np.int8)[None])[0]
+    idx = np.flatnonzero(res_c == chosen[group])
+
+    # within a group one atom per name: the altloc of highest occupancy (ties: first label)
+    g_k = group[idx]
+    _, name_id = np.unique(name_c[idx], return_inverse=True)
+    slot, slot_first = _first_appearance(g_k * (int(name_id.max(initial=0)) + 1) + name_id.ravel())
+    if len(slot_first) < len(idx) or (altloc[idx] != 0).any():
+        label = np.where(altloc[idx] == 0, ord(" "), altloc[idx]).astype(np.int64)
+        _, cand = np.unique(slot * 256 + label, return_index=True)   # first atom of each label
+        order = np.lexsort((label[cand], -occ[idx][cand].astype(np.float64), slot[cand]))
+        cand = cand[order]
+        best = cand[np.r_[True, slot[cand][1:] != slot[cand][:-1]]]
+        picked = np.empty(len(slot_first), dtype=np.int64)
+        picked[slot[best]] = idx[best]
+        # groups by first appearance, names by first appearance within the group
+        out = picked[np.lexsort((slot_first, g_k[slot_first]))]
+    else:
+        out = idx[np.argsort(g_k, kind="stable")]
+    chains, resnames = _flat_strings(chain8[head]), _flat_strings(np.ascontiguousarray(chosen).view(np.int8).reshape(-1, 8))
+    residues = [(c.decode() or " ", h, q, chr(i).strip() if i else "", r.decode())
+                for c, h, q, i, r in zip(chains.tolist(), het[head].tolist(), seq[head].tolist(),
+                                         icode[head].tolist(), resnames.tolist())]
+    atom_names = _flat_strings(names8[out]).astype(str)
+    return residues, atom_names, atom_names, flat.element_names[model][out].astype(str), pos[out], group[out]
 
 
 _BACKENDS = {"biopython": _atoms_biopython, "gemmi": _atoms_gemmi}
@@ -465,11 +574,14 @@ def parse_structure(path, keep_hetero: bool = True, fast_mmcif: bool = True, bac
     res_of = res_of_all = np.asarray(res_of, dtype=np.int64)
     all_names = names
     resnum = _residue_numbers(path, residues)
-    el = [e.strip().upper() for e in elements] if _has_element_column(text, mmcif) else [""] * len(elements)
-    for i, e in enumerate(el):
-        if e not in ELEMENTS:
-            el[i] = element_from_name(fullnames[i], rnames[res_of[i]], aligned=not mmcif)
-    el = np.asarray(el, dtype=str)
+    if _has_element_column(text, mmcif):
+        # per distinct symbol, not per atom
+        symbols, inv = np.unique(np.asarray(elements, dtype=str), return_inverse=True)
+        el = np.asarray([e.strip().upper() for e in symbols.tolist()] or [""], dtype="<U3")[inv.ravel()]
+    else:
+        el = np.full(len(elements), "", dtype="<U3")
+    for i in np.flatnonzero(~np.isin(el, list(ELEMENTS))).tolist():
+        el[i] = element_from_name(str(fullnames[i]), rnames[res_of[i]], aligned=not mmcif)
     res_ok = np.asarray([rn not in WATER_NAMES and (keep_hetero or not r[1]) for rn, r in zip(rnames, residues)],
                         dtype=bool)
     keep = res_ok[res_of] & (el != "H") & (el != "D")
