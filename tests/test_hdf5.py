@@ -49,6 +49,27 @@ def test_optional_fields_and_empty(tmp_path):
     assert read_dataset(tmp_path / "e.h5").coefficients.shape == (0, 10)
 
 
+def test_row_blocks_are_written_in_order(tmp_path):
+    # blocks that end inside HDF5 chunks (1 MB / 40 bytes per row: 6553 rows per chunk)
+    x = _data(20000, seed=4)
+    cuts = [0, 1, 6000, 6600, 6601, 13300, 20000]
+    blocks = [x[a:b] for a, b in zip(cuts[:-1], cuts[1:])] + [x[:0]]
+    write_dataset(tmp_path / "b.h5", blocks, IRREPS, labels=np.arange(20000))
+    d = read_dataset(tmp_path / "b.h5")
+    assert torch.equal(d.coefficients, torch.from_numpy(x)) and d.labels.tolist() == list(range(20000))
+    write_dataset(tmp_path / "one.h5", [torch.from_numpy(x[:5].astype(np.float64))], IRREPS)
+    assert torch.equal(read_dataset(tmp_path / "one.h5").coefficients, torch.from_numpy(x[:5]))
+    bad = x.copy()
+    bad[6700, 2] = np.nan                                          # row 6700 is in the fourth block
+    with pytest.raises(ValueError, match=r"non-finite.*first rows \[6700\]"):
+        write_dataset(tmp_path / "c.h5", [bad[a:b] for a, b in zip(cuts[:-1], cuts[1:])], IRREPS)
+    with pytest.raises(ValueError, match=r"a block of shape \(3, 9\)"):
+        write_dataset(tmp_path / "c.h5", [x[:2], x[:3, :9]], IRREPS)
+    with pytest.raises(ValueError, match="labels"):
+        write_dataset(tmp_path / "c.h5", [x[:2], x[2:5]], IRREPS, labels=np.arange(4))
+    assert not (tmp_path / "c.h5").exists()
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_refuses_non_finite_and_leaves_no_file(tmp_path, bad):
     x = _data()
