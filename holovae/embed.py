@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-from e3nn import o3
+from holovae._e3nn import o3
 from tqdm.auto import tqdm
 
 from .models import HVAE

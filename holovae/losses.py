@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import torch
-from e3nn import o3
+from holovae._e3nn import o3
 
 
 def kl_divergence(z_mean: torch.Tensor, z_log_var: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Wigner-D from sampled harmonics: exact for e3nn's spherical harmonics, a representation, and
 equal to e3nn's own D_from_matrix up to the ~1e-6 by which e3nn's harmonics and D disagree."""
+import pytest
 import torch
 from e3nn import o3
 
@@ -44,3 +45,34 @@ def test_rotate_flat_is_differentiable_and_matches_dense_D():
     assert torch.allclose(y, torch.einsum("nij,nj->ni", irreps_D(irreps, R), x), atol=1e-12)
     y.sum().backward()
     assert R.grad is not None and torch.isfinite(R.grad).all()
+
+
+@pytest.mark.slow   # a fresh interpreter: ~5 s
+def test_holovae_imports_e3nn_without_dynamo_and_wigner_d_still_works():
+    """holovae imports e3nn.o3 with a lazy torch.compiler.disable (holovae/_e3nn.py): no
+    torch._dynamo at start-up; the decorated e3nn function applies the real one when first
+    called, and Wigner-D matrices are unchanged."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, torch\n"
+            "import holovae.data.hdf5, holovae.models, holovae.transforms.zernike, holovae.cli\n"
+            "print('before', 'torch._dynamo' in sys.modules)\n"
+            "from holovae._e3nn import o3\n"
+            "a, b, c = torch.tensor(0.3, dtype=torch.float64), torch.tensor(1.1, dtype=torch.float64), "
+            "torch.tensor(-0.7, dtype=torch.float64)\n"
+            "D = o3.wigner_D(3, a, b, c)\n"
+            "print('after', 'torch._dynamo' in sys.modules)\n"
+            "R = o3.angles_to_matrix(a, b, c)\n"
+            "print('orthogonal', float((D @ D.T - torch.eye(7, dtype=D.dtype)).abs().max()))\n"
+            "x = torch.randn(5, 3, dtype=torch.float64)\n"
+            "Y = o3.spherical_harmonics(3, x, normalize=True)\n"
+            "print('equivariant', float((o3.spherical_harmonics(3, x @ R.T, normalize=True) - Y @ D.T).abs().max()))\n")
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, **env}).stdout.split("\n")
+    vals = dict(line.split(" ", 1) for line in out if line)
+    assert vals["before"] == "False" and vals["after"] == "True"
+    # e3nn's D and its harmonics agree to ~1e-6 (see the module docstring)
+    assert float(vals["orthogonal"]) < 1e-12 and float(vals["equivariant"]) < 1e-5

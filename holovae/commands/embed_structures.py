@@ -17,7 +17,7 @@ log = logging.getLogger("holovae")
 
 def run(args) -> None:
     import torch
-    from e3nn import o3
+    from holovae._e3nn import o3
 
     from ..data.featurize import CLOUD_KINDS, featurize_structures, refuse_empty, write_skipped
     from ..data.hdf5 import write_dataset

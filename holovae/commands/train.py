@@ -11,7 +11,7 @@ log = logging.getLogger("holovae")
 
 def run(args) -> None:
     import torch
-    from e3nn import o3
+    from holovae._e3nn import o3
 
     from .. import distributed as dist_utils
     from ..config import load_run_config

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from e3nn import o3
+from holovae._e3nn import o3
 
 import holovae
 

@@ -96,7 +96,7 @@ def read_data(path):
 def invariant_columns(irreps) -> np.ndarray:
     """Column indices of the l = 0 entries of data with ``irreps`` (every channel and radial
     order of a Zernike transform: its rotation-invariant part)."""
-    from e3nn import o3
+    from holovae._e3nn import o3
 
     irreps = o3.Irreps(irreps)
     cols = [np.arange(sl.start, sl.stop) for (_, ir), sl in zip(irreps, irreps.slices()) if ir.l == 0]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from e3nn import o3
+from holovae._e3nn import o3
 
 from ..data.hdf5 import read_dataset
 from ..losses import cosine_loss, weighted_cosine_loss

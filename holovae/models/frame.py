@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 
 import torch
-from e3nn import o3
+from holovae._e3nn import o3
 
 
 @functools.lru_cache(maxsize=None)

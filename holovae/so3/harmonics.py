@@ -5,7 +5,7 @@ import functools
 import math
 
 import torch
-from e3nn import o3
+from holovae._e3nn import o3
 
 
 def real_spherical_harmonics(lmax: int, xyz: torch.Tensor, normalization: str = "integral") -> torch.Tensor:

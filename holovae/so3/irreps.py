@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Dict, Sequence
 
 import torch
-from e3nn import o3
+from holovae._e3nn import o3
 
 Features = Dict[int, torch.Tensor]
 

@@ -5,7 +5,7 @@ import math
 from functools import lru_cache
 
 import torch
-from e3nn import o3
+from holovae._e3nn import o3
 
 from .harmonics import real_spherical_harmonics
 

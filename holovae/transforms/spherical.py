@@ -24,7 +24,7 @@ import functools
 import math
 
 import torch
-from e3nn import o3
+from holovae._e3nn import o3
 
 from ..so3 import real_spherical_harmonics, rotate_flat
 from .grid import dh_angles, dh_xyz

@@ -31,7 +31,7 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
-from e3nn import o3
+from holovae._e3nn import o3
 
 from ..so3 import irreps_from_channels, real_spherical_harmonics
 from . import zernike_kernel

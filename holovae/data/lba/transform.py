@@ -112,7 +112,7 @@ def check_against_model(data_attrs: Mapping, data_irreps, model_attrs: Mapping, 
     """Data prepared with the transform of the model at ``model_path`` must be what the model can
     embed (or, with the channel added by ``other_channel``, exactly that plus the channel): a
     mismatch here is a bug, not a user error (``RuntimeError``)."""
-    from e3nn import o3
+    from holovae._e3nn import o3
 
     added = adds_other_channel(data_attrs, model_attrs)
     expected = (dict(model_attrs, other_channel=True, n_channels=len(model_attrs["elements"]) + 1) if added

@@ -1,0 +1,51 @@
+"""e3nn's ``o3``, imported without importing ``torch._dynamo``.
+
+e3nn decorates one function (``o3._wigner.change_basis_real_to_complex``) with
+``torch.compiler.disable`` when it is imported, and that decorator imports ``torch._dynamo``:
+1.2 s of CPU in every process, a quarter of each ``holovae`` command's start-up (the default
+workflow runs ~100 of them), for a compiler holovae never uses. While e3nn imports, the
+decorator is replaced by a lazy one that applies the real ``torch.compiler.disable`` at the
+function's first call, so under ``torch.compile`` it still breaks the graph there. Every
+holovae module imports ``o3`` from here; when e3nn was imported before holovae, that import
+is used as it is.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+
+import torch
+import torch.compiler
+
+__all__ = ["o3"]
+
+
+def _lazy(real):
+    def disable(fn=None, recursive=True, *, reason=None):
+        if fn is None:
+            return functools.partial(disable, recursive=recursive, reason=reason)
+        applied = None
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            nonlocal applied
+            if applied is None:
+                applied = real(fn, recursive, reason=reason)
+            return applied(*args, **kwargs)
+        return call
+    return disable
+
+
+def _import_o3():
+    if "e3nn.o3" in sys.modules:
+        return sys.modules["e3nn.o3"]
+    real = torch.compiler.disable
+    torch.compiler.disable = _lazy(real)
+    try:
+        from e3nn import o3
+    finally:
+        torch.compiler.disable = real
+    return o3
+
+
+o3 = _import_o3()
