@@ -2,12 +2,13 @@
 
 e3nn decorates one function (``o3._wigner.change_basis_real_to_complex``) with
 ``torch.compiler.disable`` when it is imported, and that decorator imports ``torch._dynamo``:
-1.2 s of CPU in every process, a quarter of each ``holovae`` command's start-up (the default
-workflow runs ~100 of them), for a compiler holovae never uses. While e3nn imports, the
-decorator is replaced by a lazy one that applies the real ``torch.compiler.disable`` at the
-function's first call, so under ``torch.compile`` it still breaks the graph there. Every
-holovae module imports ``o3`` from here; when e3nn was imported before holovae, that import
-is used as it is.
+1.2 s of CPU, a quarter of a ``holovae`` command's start-up, for a compiler holovae never uses
+(the default workflow runs ~100 commands; only those that train build a torch optimiser, which
+imports it anyway). While e3nn imports, the decorator is replaced by a lazy one: called
+eagerly, the function runs as it is (so dynamo is not imported later either, when a model's
+Clebsch-Gordan coefficients are first computed); called while ``torch.compile`` traces, it
+applies the real ``torch.compiler.disable`` and so still breaks the graph there. Every holovae module imports ``o3`` from here; when e3nn was
+imported before holovae, that import is used as it is.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def _lazy(real):
         def call(*args, **kwargs):
             nonlocal applied
             if applied is None:
+                if not torch.compiler.is_compiling():      # eager: nothing to disable
+                    return fn(*args, **kwargs)
                 applied = real(fn, recursive, reason=reason)
             return applied(*args, **kwargs)
         return call

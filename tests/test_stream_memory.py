@@ -26,6 +26,7 @@ DIM = 1200
 CHILD = r"""
 import resource, sys
 import h5py, torch, e3nn
+import torch._dynamo   # a library like the others: torch's optimisers import it when first built
 import holovae.train, holovae.data.stream, holovae.commands.train
 from holovae.cli import main
 torch.set_num_threads(1)
