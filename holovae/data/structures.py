@@ -418,13 +418,9 @@ def _atoms_gemmi(path: Path, text: str, mmcif: bool, fast: bool):
     return residues, names, fullnames, elements, coords, res_of
 
 
-def _flat_strings(a: np.ndarray) -> np.ndarray:
-    """gemmi FlatStructure's ``int8 [N, 8]`` NUL-padded names -> ``bytes [N]``."""
-    return np.ascontiguousarray(a).view("S8").ravel()
-
-
 def _flat_codes(a: np.ndarray) -> np.ndarray:
-    """The same names as ``uint64 [N]`` (equal names, equal codes): integer keys sort fast."""
+    """gemmi FlatStructure's ``int8 [N, 8]`` NUL-padded names as ``uint64 [N]`` (equal names,
+    equal codes: integer keys sort fast; ``.view("S8")`` gives the names back as bytes)."""
     return np.ascontiguousarray(a).view("<u8").ravel()
 
 
@@ -492,9 +488,8 @@ def _atoms_gemmi_flat(path: Path, st, mmcif: bool):
         options = {}
         for f in np.flatnonzero(run_group[form_first] == g).tolist():
             atoms = np.repeat(run_form == f, run_len)
-            options[_flat_strings(res8[starts[form_first[f]]][None])[0].decode()] = \
-                occ[atoms].astype(np.float64).tolist()
-        chosen[g] = _flat_codes(np.frombuffer(_best_form(options).encode().ljust(8, b"\0"), np.int8)[None])[0]
+            options[res_c[starts[form_first[f]]:][:1].view("S8")[0].decode()] = occ[atoms].astype(np.float64).tolist()
+        chosen[g] = np.frombuffer(_best_form(options).encode().ljust(8, b"\0"), "<u8")[0]
     idx = np.flatnonzero(res_c == chosen[group])
 
     # within a group one atom per name: the altloc of highest occupancy (ties: first label)
@@ -513,11 +508,11 @@ def _atoms_gemmi_flat(path: Path, st, mmcif: bool):
         out = picked[np.lexsort((slot_first, g_k[slot_first]))]
     else:
         out = idx[np.argsort(g_k, kind="stable")]
-    chains, resnames = _flat_strings(chain8[head]), _flat_strings(np.ascontiguousarray(chosen).view(np.int8).reshape(-1, 8))
+    chains, resnames = chain_c[head].view("S8"), chosen.view("S8")
     residues = [(c.decode() or " ", h, q, chr(i).strip() if i else "", r.decode())
                 for c, h, q, i, r in zip(chains.tolist(), het[head].tolist(), seq[head].tolist(),
                                          icode[head].tolist(), resnames.tolist())]
-    atom_names = _flat_strings(names8[out]).astype(str)
+    atom_names = name_c[out].view("S8").astype(str)
     return residues, atom_names, atom_names, flat.element_names[model][out].astype(str), pos[out], group[out]
 
 
