@@ -364,10 +364,11 @@ def _batches(sizes: torch.Tensor, slot_budget: int):
 
 def _accumulate_torch(points, weights, order, gstart, sizes, *, lmax, n_max, r_max, radial, normalization,
                       dtype, slot_budget):
-    """The per-group point sums ``[G, K]`` in ``dtype`` (see :mod:`.zernike_kernel` for the
-    layout) with torch operations: groups of similar size padded into ``[G, M]`` batches of at
-    most ``slot_budget`` slots, one batched matmul per degree. The path taken without a C
-    compiler, and the kernel's reference in the tests."""
+    """The per-group point sums ``[G, K]`` in ``dtype`` (group g's block of degree l is
+    ``[n_r(l), 2l+1]`` in our solid-harmonic basis, degrees in order) with torch operations:
+    groups of similar size padded into ``[G, M]`` batches of at most ``slot_budget`` slots, one
+    batched matmul per degree. The float64 path, the path taken without a C compiler, and the
+    kernel's reference in the tests."""
     nr = [n_radial(l, n_max) for l in range(lmax + 1)]
     n_groups = sizes.numel()
     K = sum(n * (2 * l + 1) for l, n in enumerate(nr))
@@ -496,6 +497,7 @@ def zernike_transform(points: torch.Tensor, channels: Optional[torch.Tensor] = N
     if dtype == torch.float32 and zernike_kernel.available():
         zernike_kernel.transform_into(out, points, weights, order, gstart, sizes, cloud_of, chan_of, lmax=lmax,
                                       n_max=n_max, r_max=r_max, recurrence=_recurrence(n_max, lmax, radial),
+                                      solid=_solid_coefs(lmax),
                                       to_e3nn=_to_e3nn_rows(lmax), block_offsets=[sl.start for sl in irreps.slices()],
                                       square=normalization == "square")
         return out
