@@ -19,6 +19,8 @@ from typing import Optional, Sequence
 
 import torch
 
+from . import buffer_pool
+
 
 class _CGBlockTail(torch.autograd.Function):
     @staticmethod
@@ -28,7 +30,8 @@ class _CGBlockTail(torch.autograd.Function):
         ys, Ws = tensors[:n], tensors[n:]
         B, c_out = power.shape[0], Ws[0].shape[1]
         sizes = [2 * l + 1 for l in degrees]
-        H = power.new_empty(sum(sizes), B, c_out)                          # before the scale
+        H = buffer_pool.take((sum(sizes), B, c_out), power.dtype) if power.device.type == "cpu" \
+            else power.new_empty(sum(sizes), B, c_out)                     # before the scale
         Wks, off = [], 0
         for d, y, W, r in zip(sizes, ys, Ws, rows):
             Wk = W if r is None else W.index_select(0, r)
@@ -68,17 +71,20 @@ class _CGBlockTail(torch.autograd.Function):
         if degrees[0] == 0:
             g0_sum = g[0].sum(dim=0)                                       # [C_out]
             d_bias = (g0_sum @ Ws[0].sum(dim=0)).reshape(bias.shape)
-        d_ys, d_Ws = [], []
+        # the gradients of the tensor product's outputs, the biggest tensors of the backward, go
+        # into reused buffers (a fresh one costs a page fault per 4 KiB the matmul writes)
+        d_ys = buffer_pool.take_split([y.shape for y in ys], g.dtype) if g.device.type == "cpu" \
+            else [torch.empty_like(y) for y in ys]
+        d_Ws = []
         off = 0
-        for k, (d, y, W, Wk, r) in enumerate(zip(sizes, ys, Ws, Wks, rows)):
+        for k, (d, y, d_y, W, Wk, r) in enumerate(zip(sizes, ys, d_ys, Ws, Wks, rows)):
             dh = dH[off:off + d].view(d * B, c_out)
             off += d
             if y.shape[-1]:
-                d_ys.append(torch.mm(dh, Wk.t()).view_as(y))
+                torch.mm(dh, Wk.t(), out=d_y.view(d * B, -1))
                 dWk = torch.mm(y.reshape(d * B, -1).t(), dh)
                 dW = dWk if r is None else W.new_zeros(W.shape).index_copy_(0, r, dWk)
             else:
-                d_ys.append(torch.zeros_like(y))
                 dW = torch.zeros_like(W)
             if k == 0 and g0_sum is not None:
                 dW = dW + bias * g0_sum[None, :]

@@ -42,24 +42,25 @@ Public API
 Performance notes: the kernel sorts the entries into a "plan" once per distinct entry list and
 keeps up to 16 plans in an LRU cache keyed by the exact bytes of ``(row, i, j, val)`` (checked
 with memcmp on every call, so changing the tensors in place is safe); a call with known entries
-costs one pass over them (~10 us for 15k int32 entries). Each OpenMP thread keeps its packing
-buffer (``(D_in [+ D_out]) * 192`` bytes) between calls. Outputs of 16 MiB or more are written
-with streaming stores, and outputs of 8 MiB or more that this module allocates get
-``madvise(MADV_HUGEPAGE)`` (on a VM first-touch page faults of a 50 MB output otherwise cost
-more than the kernel).
+costs one pass over them (~10 us for 15k int32 entries). The backward plan groups the entries
+by their unordered input pair and sums each pair's output gradients once for both of its
+inputs (~1.8 vector FMAs per entry instead of 4; blocks whose pairs are rarely shared keep the
+row-gather form, see ``csrc/fused_cg.c``). Each OpenMP thread keeps its packing buffer
+(``D_in * 192`` bytes forward, ``(2 D_in + D_out) * 192`` backward) between calls. Outputs of 16 MiB or more are written
+with streaming stores. The outputs this module allocates come from
+:mod:`holovae.nn.buffer_pool` (reused buffers; fresh big ones get transparent huge pages).
 """
 from __future__ import annotations
 
 import ctypes
 import logging
-import os
-import threading
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from ..native import NativeLibrary
+from . import buffer_pool
 
 __all__ = ["available", "cg_square_forward", "cg_square_backward", "cg_square", "BlockSquare", "block_square",
            "clear_plan_cache"]
@@ -67,8 +68,7 @@ __all__ = ["available", "cg_square_forward", "cg_square_backward", "cg_square", 
 log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_cg.c"
-_ABI_VERSION = 3
-_HUGE_MIN_BYTES = 8 << 20   # fresh outputs this big get madvise(MADV_HUGEPAGE)
+_ABI_VERSION = 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,8 +96,6 @@ def _declare(lib: ctypes.CDLL) -> None:
         # nnz, dxrows, dxld, nthreads
         mbwd.argtypes = [p, p, p, p, p, i64, p, p, i64, i64, i64, p, p, p, c_int, p, i64, p, p,
                          c_int]
-    lib.holovae_cg_advise_huge.restype = c_int
-    lib.holovae_cg_advise_huge.argtypes = [p, i64]
     lib.holovae_cg_clear_cache.restype = None
     lib.holovae_cg_clear_cache.argtypes = []
     lib.holovae_cg_abi_version.restype = c_int
@@ -121,7 +119,7 @@ def available() -> bool:
 
 def clear_plan_cache() -> None:
     """Free the kernel's cached plans and its pooled output buffers."""
-    _pool.clear()
+    buffer_pool.clear()
     if _native.lib is not None:
         _native.lib.holovae_cg_clear_cache()
 
@@ -198,73 +196,12 @@ def _overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a0 < b0 + b.numel() * b.element_size() and b0 < a0 + a.numel() * a.element_size()
 
 
-def _fresh(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
-    """An output tensor; a big one gets huge pages (its first-touch page faults, taken by the
-    kernel's threads at once, otherwise cost more than the kernel and stop it scaling)."""
-    t = torch.empty(shape, dtype=dtype)
-    nbytes = t.numel() * t.element_size()
-    if nbytes >= _HUGE_MIN_BYTES and _native.lib is not None:
-        _native.lib.holovae_cg_advise_huge(t.data_ptr(), nbytes)
-    return t
-
-
-class _OutputPool:
-    """Output buffers of :class:`BlockSquare`, reused once nothing refers to them any more.
-
-    A training step allocates the same kernel outputs every step; glibc maps big ones fresh
-    and the kernel then takes a page fault per 4 KiB page it writes (measured: the L = 10
-    forward 3.8 ms into a reused buffer, 6.4 ms into a fresh one). A storage is handed out again
-    only when its reference count (``torch._C._storage_Use_Count``: every tensor, view and
-    autograd-saved tensor on it counts) is down to the pool's own reference, so a buffer still
-    in use is never reused; its old contents are overwritten entirely by the kernel. Free
-    buffers beyond ``HOLOVAE_POOL_MB`` (default 1024) are dropped, least recently used first;
-    ``HOLOVAE_NO_POOL=1`` (read on every call), or a torch without that count, turns it off.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._slots: dict = {}        # (shape, dtype) -> [storage, ...]; insertion order = age
-        self._count = getattr(torch._C, "_storage_Use_Count", None)
-
-    def take(self, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
-        if self._count is None or os.environ.get("HOLOVAE_NO_POOL", "").strip().lower() not in ("", "0", "false", "no"):
-            return _fresh(shape, dtype)
-        key = (tuple(int(n) for n in shape), dtype)
-        with self._lock:
-            slots = self._slots.pop(key, [])
-            self._slots[key] = slots                              # most recently used last
-            for st in slots:
-                if self._count(st._cdata) == 1:                   # only the pool refers to it
-                    return torch.empty(0, dtype=dtype).set_(st, 0, key[0])
-            t = _fresh(shape, dtype)
-            if len(slots) < 64:
-                slots.append(t.untyped_storage())
-                self._trim()
-            return t
-
-    def _trim(self) -> None:
-        budget = int(float(os.environ.get("HOLOVAE_POOL_MB", "1024")) * (1 << 20))
-        total = sum(st.nbytes() for slots in self._slots.values() for st in slots)
-        for slots in list(self._slots.values()):                  # oldest keys first
-            for st in list(slots):
-                if total <= budget:
-                    return
-                if self._count(st._cdata) == 1:
-                    slots.remove(st)
-                    total -= st.nbytes()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._slots.clear()
-
-
-_pool = _OutputPool()
 
 
 def _output(out: Optional[torch.Tensor], shape: tuple, X: torch.Tensor, what: str,
             inputs: tuple = ()) -> torch.Tensor:
     if out is None:
-        return _fresh(shape, X.dtype)
+        return buffer_pool.fresh(shape, X.dtype)
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"{what}: out must be a torch.Tensor, got {type(out).__name__}")
     if out.device.type != "cpu" or out.dtype != X.dtype or tuple(out.shape) != tuple(shape) \
@@ -397,10 +334,19 @@ class BlockSquare:
         self.dtype = dtype
         self.d_in = sum(2 * l + 1 for l in self.degrees_in)
         self.d_out = sum(d * k for d, k in self.blocks)
-        (self.row, self.i, self.j), self.idx64, self.val, self.nnz = _check_entries(
+        (row, self.i, self.j), self.idx64, self.val, self.nnz = _check_entries(
             row.to(torch.int32), i.to(torch.int32), j.to(torch.int32), val, dtype)
-        if self.nnz and (int(self.row.max()) >= self.d_out or int(max(self.i.max(), self.j.max())) >= self.d_in):
+        if self.nnz and (int(row.max()) >= self.d_out or int(max(self.i.max(), self.j.max())) >= self.d_in):
             raise IndexError("BlockSquare: an entry index is out of range")
+        # The kernel numbers a block's rows (m, p), their order in memory (row (p, m) starts at
+        # m*B*P*C + p*C), so that it reads and writes each sample's P*C values in one sweep,
+        # which the hardware prefetcher follows; the callers' numbering (p, m) is mapped here.
+        perm, base = [], 0
+        for d, k in self.blocks:
+            perm.append(base + (np.arange(d)[None, :] * k + np.arange(k)[:, None]).ravel())   # (p, m) -> m*k + p
+            base += d * k
+        perm = torch.from_numpy(np.concatenate(perm) if perm else np.zeros(0, np.int64))
+        self.row = perm[row.long()].to(torch.int32).contiguous() if self.nnz else row
         w = torch.cat([torch.full((d * k,), 1.0 / d, dtype=torch.float64) for d, k in self.blocks]) \
             if self.blocks else torch.zeros(0, dtype=torch.float64)
         self.pw = w.to(dtype).contiguous()
@@ -418,7 +364,7 @@ class BlockSquare:
             x_ld = np.full(self.d_in, C, dtype=np.int64)
             y_off, y_ld = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
             for d, k in self.blocks:
-                p, m = np.meshgrid(np.arange(k), np.arange(d), indexing="ij")  # rows (p, m)
+                m, p = np.meshgrid(np.arange(d), np.arange(k), indexing="ij")  # rows (m, p)
                 y_off.append(((m * B * k * C + p * C) * es).ravel().astype(np.int64))
                 y_ld.append(np.full(d * k, k * C, dtype=np.int64))
             self._maps[B] = (x_off, x_ld, np.concatenate(y_off), np.concatenate(y_ld))
@@ -442,7 +388,7 @@ class BlockSquare:
         B = self._check_input(X)
         N = B * self.C
         lib = _get_lib()
-        ys = [_pool.take((d, B, k * self.C), self.dtype) for d, k in self.blocks]
+        ys = buffer_pool.take_split([(d, B, k * self.C) for d, k in self.blocks], self.dtype)
         power = torch.empty(B, dtype=self.dtype)
         if N == 0 or self.d_out == 0:
             for y in ys:
@@ -471,7 +417,7 @@ class BlockSquare:
         for g, y in zip(gys, ys):
             if g.shape != y.shape:
                 raise ValueError(f"BlockSquare.backward: gradient {tuple(g.shape)} for output {tuple(y.shape)}")
-        dX = _pool.take((self.d_in, B, self.C), self.dtype)
+        dX = buffer_pool.take((self.d_in, B, self.C), self.dtype)
         if N == 0 or self.d_out == 0:
             return dX.zero_()
         lib = _get_lib()
