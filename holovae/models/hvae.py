@@ -9,9 +9,15 @@ import torch
 from ..fields import check_fields
 from ..nn import CGBlock, SO3Linear, add_skip
 from ..nn.tensor_product import IMPLEMENTATIONS
-from ..so3.irreps import channels_from_irreps, features_to_flat, flat_to_features, irreps_from_channels
+from ..so3.irreps import Features, channels_from_irreps, features_to_flat, flat_to_features, irreps_from_channels
 from ..so3.rotations import rotate_flat
 from .frame import cartesian_to_vectors, frame_to_matrix, gram_schmidt, vectors_to_cartesian
+
+
+def _unstack(X: torch.Tensor) -> Features:
+    """``[(lmax+1)^2, B, C]`` (degrees 0..lmax stacked) -> ``{l: [2l+1, B, C]}`` (views)."""
+    lmax = round(X.shape[0] ** 0.5) - 1
+    return dict(enumerate(X.split([2 * l + 1 for l in range(lmax + 1)], dim=0)))
 
 
 @dataclass
@@ -143,9 +149,7 @@ class HVAE(torch.nn.Module):
         h = flat_to_features(x / self.input_scale.to(x.dtype), self.config.irreps_in)
         if self.initial_projection is not None:
             h = self.initial_projection(h)
-        for block in self.encoder_blocks:
-            new = block(h)
-            h = add_skip(new, h) if self.config.skip_connections else new
+        h = self._run_blocks(self.encoder_blocks, h)
         scalars = h[0][0]                                   # [B, C0]
         z_mean = self.z_mean(scalars)
         z_log_var = self.z_log_var(scalars) if self.z_log_var is not None else None
@@ -163,12 +167,29 @@ class HVAE(torch.nn.Module):
             return rotate_flat(canonical, self.config.irreps_in, frame_to_matrix(frame).to(z.dtype)) * scale
         h = self.frame_to_vectors({1: cartesian_to_vectors(frame).permute(2, 0, 1)})   # [3, B, 3 vectors]
         h[0] = self.latent_to_scalars(z)[None]
-        for block in self.decoder_blocks:
-            new = block(h)
-            h = add_skip(new, h) if self.config.skip_connections else new
+        h = self._run_blocks(self.decoder_blocks, h)
         if self.final_projection is not None:
             h = self.final_projection(h)
         return features_to_flat(h) * scale
+
+    def _run_blocks(self, blocks, h: Features) -> Features:
+        """The CG blocks in turn, each with its skip connection. Runs of blocks on the fused CPU
+        kernel pass their features stacked (``[sum_l (2l+1), B, C]``, degrees from 0) from one
+        to the next, with the skip added inside the block: no per-degree split, concatenation
+        or addition between them. Same result as ``h = add_skip(block(h), h)`` per block."""
+        skip = self.config.skip_connections
+        X = None                       # h stacked, while the blocks run fused
+        for block in blocks:
+            if X is None and sorted(h) == list(range(len(h))) and block._fusable(h):
+                X = torch.cat([h[l] for l in sorted(h)], dim=0)
+            if X is not None and block._fusable(X):
+                X = block.forward_stacked(X, skip=X if skip else None)
+                continue
+            if X is not None:
+                h, X = _unstack(X), None
+            new = block(h)
+            h = add_skip(new, h) if skip else new
+        return h if X is None else _unstack(X)
 
     def forward(self, x: torch.Tensor, sample: Optional[bool] = None) -> dict:
         """``sample``: draw ``z`` from the posterior (a VAE; default: in training mode only)."""

@@ -24,7 +24,7 @@ from . import buffer_pool
 
 class _CGBlockTail(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, meta, power, weight, bias, *tensors):
+    def forward(ctx, meta, power, weight, bias, skip, *tensors):
         degrees, rows, eps, owner = meta
         n = len(degrees)
         ys, Ws = tensors[:n], tensors[n:]
@@ -48,14 +48,18 @@ class _CGBlockTail(torch.autograd.Function):
         out = H * factor[:, :, None]
         if degrees[0] == 0:
             out[0] += bias * Ws[0].sum(dim=0)
-        ctx.meta = (degrees, rows, sizes, owner)
+        shared = None
+        if skip is not None:   # the additive skip connection: the shared degrees and channels
+            shared = (min(out.shape[0], skip.shape[0]), min(c_out, skip.shape[2]))
+            out[:shared[0], :, :shared[1]] += skip[:shared[0], :, :shared[1]]
+        ctx.meta = (degrees, rows, sizes, owner, shared, None if skip is None else skip.shape)
         ctx.save_for_backward(weight, bias, s, w_rows, factor, H, *ys, *Ws, *Wks)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        degrees, rows, sizes, owner = ctx.meta
+        degrees, rows, sizes, owner, shared, skip_shape = ctx.meta
         n = len(degrees)
         weight, bias, s, w_rows, factor, H, *rest = ctx.saved_tensors
         ys, Ws, Wks = rest[:n], rest[n:2 * n], rest[2 * n:]
@@ -89,15 +93,29 @@ class _CGBlockTail(torch.autograd.Function):
             if k == 0 and g0_sum is not None:
                 dW = dW + bias * g0_sum[None, :]
             d_Ws.append(dW)
-        return (None, d_power, d_weight, d_bias, *d_ys, *d_Ws)
+        d_skip = None
+        if shared is not None:
+            part = g[:shared[0], :, :shared[1]]
+            if tuple(part.shape) == tuple(skip_shape):
+                d_skip = part
+            else:
+                d_skip = g.new_zeros(skip_shape)
+                d_skip[:shared[0], :, :shared[1]] = part
+        return (None, d_power, d_weight, d_bias, d_skip, *d_ys, *d_Ws)
 
 
 def cg_block_tail(ys: Sequence[torch.Tensor], power: torch.Tensor, weights: Sequence[torch.Tensor],
                   rows: Sequence[Optional[torch.Tensor]], degrees: Sequence[int], weight: torch.Tensor,
-                  bias: torch.Tensor, eps: float, owner: torch.Tensor) -> torch.Tensor:
+                  bias: torch.Tensor, eps: float, owner: torch.Tensor,
+                  skip: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``ys``: ``[2l+1, B, K_l]`` per output degree (ascending), ``power [B]``, ``weights``:
     ``W_l [P_l*C, C_out]``, ``rows``: the rows of ``W_l`` that ``y_l``'s channels meet (or
     None), ``weight [lmax+1]`` / ``bias [1]``: the signal norm's; ``owner``: the degree of every
-    stacked output row -> ``[D_out, B, C_out]``."""
+    stacked output row -> ``[D_out, B, C_out]``.
+
+    ``skip`` (optional, ``[D_skip, B, C_skip]``, degrees 0, 1, ... stacked like the output):
+    added to the output where the two overlap (the shared degrees, the first
+    ``min(C_out, C_skip)`` channels), which is :func:`holovae.nn.blocks.add_skip` (truncate or
+    zero-pad the channels) on the stacked form."""
     meta = (tuple(int(l) for l in degrees), tuple(rows), float(eps), owner.to(power.device))
-    return _CGBlockTail.apply(meta, power, weight, bias, *ys, *weights)
+    return _CGBlockTail.apply(meta, power, weight, bias, skip, *ys, *weights)

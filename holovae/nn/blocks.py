@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Mapping
+from typing import Mapping, Optional
 
 import torch
 
@@ -66,26 +66,41 @@ class CGBlock(torch.nn.Module):
             out[l] = h
         return out
 
-    def _fusable(self, x: Features) -> bool:
+    def _fusable(self, x) -> bool:
         """The fused path: a channel-wise product the kernel runs, and one output channel count
-        (the stacked tail); otherwise the generic path below."""
-        return isinstance(self.tp, ChannelwiseTensorProduct) and len(set(self.linear.channels_out.values())) == 1 \
-            and self.tp.runs_fused(x[self.tp.degrees_in[0]])
+        (the stacked tail); otherwise the generic path below. ``x``: features or their stacked
+        tensor."""
+        if not isinstance(self.tp, ChannelwiseTensorProduct) or len(set(self.linear.channels_out.values())) != 1:
+            return False
+        if isinstance(x, torch.Tensor):
+            return tuple(x.shape[::2]) == (sum(2 * l + 1 for l in self.tp.degrees_in), self.tp.channels) \
+                and self.tp.runs_fused(x)
+        return self.tp.runs_fused(x[self.tp.degrees_in[0]])
 
     def _forward_fused(self, x: Features) -> Features:
-        """The same block on the fused CPU kernel, in whole-block operations: the batch norm on
+        degrees = list(self.linear.channels_out)
+        H = self.forward_stacked(torch.cat([x[l] for l in self.tp.degrees_in], dim=0))
+        return dict(zip(degrees, H.split([2 * l + 1 for l in degrees], dim=0)))
+
+    def forward_stacked(self, X: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The block on the fused CPU kernel (where :meth:`_fusable`), stacked in and out:
+        ``X [sum_l (2l+1), B, C]`` (the input degrees in order) -> ``[sum_l (2l+1), B, C_out]``
+        (the output degrees, from 0), plus ``skip`` where given (:func:`add_skip` on the
+        stacked form; degrees from 0 in both). In whole-block operations: the batch norm on
         the stacked degrees, the kernel's per-degree outputs of the nonzero paths with the signal
         power summed in the same pass (the identically zero (l, l) -> odd l3 paths are skipped,
         and with them their weight rows), one matmul per output degree, then the signal norm's
-        scale and bias applied to all output degrees at once."""
+        scale and bias applied to all output degrees at once, and the skip added in place."""
         norm, linear, tp = self.norm, self.linear, self.tp
-        X = self.bn.stacked(x) if self.bn is not None else torch.cat([x[l] for l in tp.degrees_in], dim=0)
+        if self.bn is not None:
+            X = self.bn.stacked(X)
         y, power = tp.square_with_power(X)
         degrees = list(linear.channels_out)
         weights = [linear.weights[str(l)] for l in degrees]
-        H = cg_block_tail([y[l] for l in degrees], power, weights, [self._nonzero_rows.get(l) for l in degrees],
-                          degrees, norm.weight, norm.bias, norm.eps, self._output_degree_rows)
-        return dict(zip(degrees, H.split([2 * l + 1 for l in degrees], dim=0)))
+        if skip is not None and (degrees[0] != 0 or tp.degrees_in[0] != 0):
+            raise ValueError("forward_stacked: a skip needs degrees from 0 in and out")
+        return cg_block_tail([y[l] for l in degrees], power, weights, [self._nonzero_rows.get(l) for l in degrees],
+                             degrees, norm.weight, norm.bias, norm.eps, self._output_degree_rows, skip=skip)
 
     @functools.cached_property
     def _output_degree_rows(self) -> torch.Tensor:

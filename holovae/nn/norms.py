@@ -64,9 +64,10 @@ class SO3BatchNorm(torch.nn.Module):
             out[l] = h
         return out
 
-    def stacked(self, x: Features) -> torch.Tensor:
+    def stacked(self, x) -> torch.Tensor:
         """The same normalisation, returned stacked: ``[sum_l (2l+1), B, C]`` with the degrees in
-        increasing order (all degrees must have the same channel count C).
+        increasing order (all degrees must have the same channel count C). ``x``: features, or
+        already stacked that way.
 
         One pass of a dozen whole-block operations instead of a dozen per degree: the per-degree
         statistics are segment sums over the stacked rows, the scale of each row is gathered from
@@ -76,13 +77,20 @@ class SO3BatchNorm(torch.nn.Module):
         widths = {self.channels[l] for l in degrees}
         if len(widths) != 1:
             raise ValueError(f"stacked batch norm needs equal channels per degree, got {self.channels}")
+        sizes = tuple(2 * l + 1 for l in degrees)
+        if isinstance(x, torch.Tensor):
+            C = next(iter(widths))
+            if x.dim() != 3 or x.shape[0] != sum(sizes) or x.shape[2] != C:
+                raise ValueError(f"stacked batch norm: expected [{sum(sizes)}, B, {C}] (degrees {degrees}), "
+                                 f"got {tuple(x.shape)}")
+            X = x
+        else:
+            X = torch.cat([x[l] for l in degrees], dim=0)                   # [D, B, C]
         if self.training and self.sync_stats is not False and _dist.active():
-            out = self._forward_synchronised(x)
+            out = self._forward_synchronised(dict(zip(degrees, X.split(sizes, dim=0))))
             return torch.cat([out[l] for l in degrees], dim=0)
-        X = torch.cat([x[l] for l in degrees], dim=0)                  # [D, B, C]
         owner = self._rows(tuple(degrees), X.device)
         has0 = degrees[0] == 0
-        sizes = tuple(2 * l + 1 for l in degrees)
         W = torch.stack([self.weights[str(l)] for l in degrees])            # [L, C]
         bias = self.bias if has0 else W.new_zeros(())
         if self.training:
