@@ -48,7 +48,7 @@ def test_block_on_the_fused_kernel_equals_the_reference_algorithm(channels, lmax
         ref.norm.weight.uniform_(0.5, 1.5)
     fused.load_state_dict(ref.state_dict())
     x = {l: torch.randn(2 * l + 1, B, channels, dtype=torch.float64, requires_grad=True) for l in cin}
-    assert fused._fusable(x) is not uneven and not ref._fusable(x)
+    assert fused.runs_fused(x) is not uneven and not ref.runs_fused(x)
     outs, grads = [], []
     for block in (ref, fused):
         out = block(x)

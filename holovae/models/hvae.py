@@ -9,15 +9,10 @@ import torch
 from ..fields import check_fields
 from ..nn import CGBlock, SO3Linear, add_skip
 from ..nn.tensor_product import IMPLEMENTATIONS
-from ..so3.irreps import Features, channels_from_irreps, features_to_flat, flat_to_features, irreps_from_channels
+from ..so3.irreps import (Features, channels_from_irreps, features_to_flat, flat_to_features, irreps_from_channels,
+                          stack_features, unstack_features)
 from ..so3.rotations import rotate_flat
 from .frame import cartesian_to_vectors, frame_to_matrix, gram_schmidt, vectors_to_cartesian
-
-
-def _unstack(X: torch.Tensor) -> Features:
-    """``[(lmax+1)^2, B, C]`` (degrees 0..lmax stacked) -> ``{l: [2l+1, B, C]}`` (views)."""
-    lmax = round(X.shape[0] ** 0.5) - 1
-    return dict(enumerate(X.split([2 * l + 1 for l in range(lmax + 1)], dim=0)))
 
 
 @dataclass
@@ -178,18 +173,18 @@ class HVAE(torch.nn.Module):
         to the next, with the skip added inside the block: no per-degree split, concatenation
         or addition between them. Same result as ``h = add_skip(block(h), h)`` per block."""
         skip = self.config.skip_connections
-        X = None                       # h stacked, while the blocks run fused
+        X, degrees = None, None        # h stacked and its degrees, while the blocks run fused
         for block in blocks:
-            if X is None and sorted(h) == list(range(len(h))) and block._fusable(h):
-                X = torch.cat([h[l] for l in sorted(h)], dim=0)
-            if X is not None and block._fusable(X):
-                X = block.forward_stacked(X, skip=X if skip else None)
+            if X is None and sorted(h) == list(range(len(h))) and block.runs_fused(h):
+                X, degrees = stack_features(h), sorted(h)
+            if X is not None and block.runs_fused(X):
+                X, degrees = block.forward_stacked(X, skip=X if skip else None), list(block.channels_out)
                 continue
             if X is not None:
-                h, X = _unstack(X), None
+                h, X = unstack_features(X, degrees), None
             new = block(h)
             h = add_skip(new, h) if skip else new
-        return h if X is None else _unstack(X)
+        return h if X is None else unstack_features(X, degrees)
 
     def forward(self, x: torch.Tensor, sample: Optional[bool] = None) -> dict:
         """``sample``: draw ``z`` from the posterior (a VAE; default: in training mode only)."""

@@ -6,7 +6,7 @@ from typing import Mapping, Optional
 
 import torch
 
-from ..so3.irreps import Features
+from ..so3.irreps import Features, stack_features, unstack_features
 from .block_tail import cg_block_tail
 from .linear import SO3Linear
 from .norms import SignalNorm, SO3BatchNorm
@@ -44,7 +44,7 @@ class CGBlock(torch.nn.Module):
         self.channels_out = dict(channels_out)
 
     def forward(self, x: Features) -> Features:
-        if self._fusable(x):
+        if self.runs_fused(x):
             return self._forward_fused(x)
         if self.bn is not None:
             x = self.bn(x)
@@ -66,9 +66,9 @@ class CGBlock(torch.nn.Module):
             out[l] = h
         return out
 
-    def _fusable(self, x) -> bool:
+    def runs_fused(self, x) -> bool:
         """The fused path: a channel-wise product the kernel runs, and one output channel count
-        (the stacked tail); otherwise the generic path below. ``x``: features or their stacked
+        (the stacked tail); otherwise :meth:`forward`'s generic path. ``x``: features or their stacked
         tensor."""
         if not isinstance(self.tp, ChannelwiseTensorProduct) or len(set(self.linear.channels_out.values())) != 1:
             return False
@@ -78,16 +78,15 @@ class CGBlock(torch.nn.Module):
         return self.tp.runs_fused(x[self.tp.degrees_in[0]])
 
     def _forward_fused(self, x: Features) -> Features:
-        degrees = list(self.linear.channels_out)
-        H = self.forward_stacked(torch.cat([x[l] for l in self.tp.degrees_in], dim=0))
-        return dict(zip(degrees, H.split([2 * l + 1 for l in degrees], dim=0)))
+        return unstack_features(self.forward_stacked(stack_features({l: x[l] for l in self.tp.degrees_in})),
+                                self.linear.channels_out)
 
     def forward_stacked(self, X: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The block on the fused CPU kernel (where :meth:`_fusable`), stacked in and out:
+        """The block on the fused CPU kernel, stacked in and out:
         ``X [sum_l (2l+1), B, C]`` (the input degrees in order) -> ``[sum_l (2l+1), B, C_out]``
         (the output degrees, from 0), plus ``skip`` where given (:func:`add_skip` on the
-        stacked form; degrees from 0 in both). In whole-block operations: the batch norm on
-        the stacked degrees, the kernel's per-degree outputs of the nonzero paths with the signal
+        stacked form; degrees from 0 in both). Only where :meth:`runs_fused`. In whole-block
+        operations: the batch norm on the stacked degrees, the kernel's per-degree outputs of the nonzero paths with the signal
         power summed in the same pass (the identically zero (l, l) -> odd l3 paths are skipped,
         and with them their weight rows), one matmul per output degree, then the signal norm's
         scale and bias applied to all output degrees at once, and the skip added in place."""

@@ -17,7 +17,9 @@ a buffer it returns are undefined: callers overwrite it entirely. Free buffers b
 from __future__ import annotations
 
 import ctypes
+import math
 import os
+import sys
 import threading
 from typing import Sequence
 
@@ -40,7 +42,7 @@ def _libc_madvise():
     return fn
 
 
-_madvise = _libc_madvise() if os.uname().sysname == "Linux" else None
+_madvise = _libc_madvise() if sys.platform.startswith("linux") else None
 
 
 def fresh(shape: tuple, dtype: torch.dtype) -> torch.Tensor:
@@ -72,21 +74,13 @@ class BufferPool:
     def take(self, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
         """A contiguous CPU tensor of ``shape``, contents undefined."""
         shape = tuple(int(n) for n in shape)
-        numel = 1
-        for n in shape:
-            numel *= n
-        return self._take_flat(numel, dtype).view(shape)
+        return self._take_flat(math.prod(shape), dtype).view(shape)
 
     def take_split(self, shapes: Sequence[tuple], dtype: torch.dtype) -> list[torch.Tensor]:
         """Contiguous tensors of ``shapes`` laid end to end in one buffer (one pool lookup for
         all of them; the buffer returns to the pool when every one of them is gone)."""
         shapes = [tuple(int(n) for n in s) for s in shapes]
-        sizes = []
-        for s in shapes:
-            n = 1
-            for d in s:
-                n *= d
-            sizes.append(n)
+        sizes = [math.prod(s) for s in shapes]
         flat = self._take_flat(sum(sizes), dtype)
         return [part.view(s) for part, s in zip(flat.split(sizes), shapes)]
 

@@ -70,5 +70,17 @@ def features_to_flat(feats: Features) -> torch.Tensor:
     return torch.cat(blocks, dim=1)
 
 
+def stack_features(feats: Features) -> torch.Tensor:
+    """``{l: [2l+1, B, C]}`` (one channel count) -> ``[sum_l (2l+1), B, C]``, degrees ascending:
+    the layout of the fused CG block (:meth:`holovae.nn.CGBlock.forward_stacked`)."""
+    return torch.cat([feats[l] for l in sorted(feats)], dim=0)
+
+
+def unstack_features(X: torch.Tensor, degrees: Sequence[int]) -> Features:
+    """Inverse of :func:`stack_features` for the given (ascending) degrees; views of ``X``."""
+    degrees = list(degrees)
+    return dict(zip(degrees, X.split([2 * l + 1 for l in degrees], dim=0)))
+
+
 def features_irreps(feats: Features) -> o3.Irreps:
     return o3.Irreps([(feats[l].shape[2], (l, 1)) for l in sorted(feats)])
