@@ -121,3 +121,41 @@ def test_model_passing_stacked_features_equals_the_reference_algorithm(channels,
         torch.testing.assert_close(outs[1][k], outs[0][k], rtol=1e-9, atol=1e-11)
     for (name, _), a, b in zip(ref.named_parameters(), *grads):
         torch.testing.assert_close(b, a, rtol=1e-8, atol=1e-10, msg=lambda m: f"{name}: {m}")
+
+
+@pytest.mark.skipif(not fused_kernel_available(), reason="fused CG kernel not built (no gcc)")
+@pytest.mark.parametrize("channels,degrees,initial", [([6, 6, 8, 5], [3, 3, 2, 1], None),
+                                                      ([5, 7, 7], [4, 2, 1], 6)])
+def test_model_inference_in_one_pass_equals_the_reference_algorithm(channels, degrees, initial, monkeypatch):
+    """Under no_grad the fused blocks run the square and the linear in one pass
+    (``BlockSquare.forward_linear``; counted, so the test cannot pass on the training path)
+    and give the reference model's outputs, float64, eval mode."""
+    from holovae.models import HVAE, HVAEConfig
+    from holovae.nn import fused_cg
+    from holovae.so3 import irreps_from_channels
+    if fused_cg.blas_gemm(torch.float64) is None:
+        pytest.skip("torch has no MKL gemm to call from the kernel")
+    data = [channels[0]] * 5 if initial is None else [3, 4, 4, 2, 2]
+    cfg = dict(irreps_in=str(irreps_from_channels(data)), latent_dim=4, channels=channels, degrees=degrees,
+               initial_channels=initial, vae=True)
+    torch.manual_seed(0)
+    ref = HVAE(HVAEConfig(**cfg, tp_implementation="reference")).double()
+    with torch.no_grad():   # away from the initial values (the signal norm's bias starts at 0)
+        for p in ref.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    ref.train()
+    ref(torch.randn(16, sum(c * (2 * l + 1) for l, c in enumerate(data)), dtype=torch.float64))  # batch-norm stats
+    ref.eval()
+    fused = HVAE(HVAEConfig(**cfg, tp_implementation="fused")).double().eval()
+    fused.load_state_dict(ref.state_dict())
+    calls = []
+    original = fused_cg.BlockSquare.forward_linear
+    monkeypatch.setattr(fused_cg.BlockSquare, "forward_linear",
+                        lambda self, X, W: calls.append(1) or original(self, X, W))
+    x = torch.randn(7, sum(c * (2 * l + 1) for l, c in enumerate(data)), dtype=torch.float64)
+    with torch.no_grad():
+        out_ref, out = ref(x), fused(x)
+    # every CG block of the encoder and the decoder took the one-pass path
+    assert len(calls) == sum(isinstance(m, CGBlock) for m in fused.modules()) == 2 * len(channels)
+    for k in ("z_mean", "z_log_var", "frame", "x_rec"):
+        torch.testing.assert_close(out[k], out_ref[k], rtol=1e-9, atol=1e-11)

@@ -165,3 +165,77 @@ def test_vanishing_paths_are_the_odd_self_paths():
     # other implementations and devices fall back to forward()
     assert ChannelwiseTensorProduct(4, (0, 1), 1, implementation="sparse").square_with_power(
         _features(1, 4, 2, torch.float64)) is None
+
+
+def _linear_reference(tp, x, weights):
+    """``y_l3 @ W_l3`` on the reference square's nonzero paths, stacked, and the power."""
+    y, power = _nonzero_reference(tp, x)
+    B = y[0].shape[1]
+    return torch.cat([y[l].reshape(y[l].shape[0] * B, -1) @ W for l, W in zip(y, weights)]
+                     ).reshape(-1, B, weights[0].shape[1]), power
+
+
+def _runs_linear():
+    from holovae.nn import fused_cg
+    return "fused" in FAST and fused_cg.blas_gemm(torch.float64) is not None
+
+
+needs_linear = pytest.mark.skipif(not _runs_linear(), reason="fused CG kernel or torch's MKL gemm missing")
+
+
+@needs_linear
+@pytest.mark.parametrize("L,L_out,C,B,c_out,chunk_bytes", [
+    (6, 6, 50, 13, 7, None),            # C = 50: the chunk's 48-wide column tiles straddle samples
+    (10, 10, 16, 9, 16, None),
+    (4, 2, 7, 29, 5, 2048),              # many chunks of 2 samples, the last one ragged
+    (3, 4, 1, 1, 3, None),               # one channel, one sample
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_square_times_weights_equals_the_reference_square_then_matmul(L, L_out, C, B, c_out, chunk_bytes,
+                                                                      threads, monkeypatch):
+    """Inference's one pass (square and per-degree linear, the square kept in cache) against the
+    per-path reference square followed by a matmul, float64, with the signal power."""
+    from holovae.nn import fused_cg
+    if chunk_bytes:
+        monkeypatch.setattr(fused_cg, "LINEAR_CHUNK_BYTES", chunk_bytes)
+    tp = ChannelwiseTensorProduct(C, tuple(range(L + 1)), L_out, implementation="fused")
+    x = _features(L, C, B, torch.float64)
+    g = torch.Generator().manual_seed(1)
+    weights = [torch.randn(C * len(tp.nonzero_paths[l]), c_out, generator=g, dtype=torch.float64)
+               for l in tp.paths_by_l3]
+    X = torch.cat([x[l] for l in tp.degrees_in]).detach()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        H, power = tp.square_times_weights(X, weights)
+    finally:
+        torch.set_num_threads(before)
+    H_ref, power_ref = _linear_reference(tp, x, weights)
+    assert H.shape == (sum(2 * l + 1 for l in tp.paths_by_l3), B, c_out)
+    torch.testing.assert_close(H, H_ref.detach(), rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(power, power_ref.detach(), rtol=1e-10, atol=1e-12)
+    H32, p32 = tp.square_times_weights(X.float(), [w.float() for w in weights])
+    torch.testing.assert_close(H32.double(), H_ref.detach(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(p32.double(), power_ref.detach(), rtol=1e-5, atol=1e-6)
+
+
+@needs_linear
+def test_square_times_weights_zero_rows_for_a_degree_without_paths_and_bad_weights():
+    from holovae.nn import fused_cg
+    tp = ChannelwiseTensorProduct(3, (1,), 1, implementation="fused")       # degree 1: no path left
+    x = _features(1, 3, 4, torch.float64)
+    del x[0]
+    W0 = torch.randn(3, 2, dtype=torch.float64)
+    H, power = tp.square_times_weights(x[1].detach(), [W0, torch.zeros(0, 2, dtype=torch.float64)])
+    H_ref, power_ref = _linear_reference(tp, x, [W0, torch.zeros(0, 2, dtype=torch.float64)])
+    assert H.shape == (4, 4, 2) and H[1:].abs().max() == 0
+    torch.testing.assert_close(H, H_ref.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(power, power_ref.detach(), rtol=1e-12, atol=1e-12)
+    op = tp._block_square(torch.float64)
+    with pytest.raises(ValueError, match=r"weight \(4, 2\)"):
+        op.forward_linear(x[1].detach(), [torch.zeros(4, 2, dtype=torch.float64), None])
+    with pytest.raises(ValueError, match="2 blocks"):
+        op.forward_linear(x[1].detach(), [W0])
+    with pytest.raises(ValueError, match="float64"):
+        op.forward_linear(x[1].detach(), [W0.float(), None])
+    assert fused_cg.blas_gemm(torch.float16) is None

@@ -22,6 +22,36 @@ import torch
 from . import buffer_pool
 
 
+def _scale_bias_skip(H: torch.Tensor, power: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                     eps: float, owner: torch.Tensor, W0: Optional[torch.Tensor],
+                     skip: Optional[torch.Tensor]):
+    """``H [D_out, B, C_out]`` (the linear's output) -> the block's output: the signal norm's
+    scale ``w[l] * rsqrt(power + eps)``, its bias through degree 0's weight ``W0`` (None: no
+    degree 0) and the skip; also returns ``s``, the per-row weights, the factor and the skip's
+    shared (rows, channels), which the backward needs."""
+    s = torch.rsqrt(power + eps)                                            # [B]
+    w_rows = weight.index_select(0, owner)                                  # [D_out]
+    factor = w_rows[:, None] * s[None, :]                                   # [D_out, B]
+    out = H * factor[:, :, None]
+    if W0 is not None:
+        out[0] += bias * W0.sum(dim=0)
+    shared = None
+    if skip is not None:   # the additive skip connection: the shared degrees and channels
+        shared = (min(out.shape[0], skip.shape[0]), min(H.shape[2], skip.shape[2]))
+        out[:shared[0], :, :shared[1]] += skip[:shared[0], :, :shared[1]]
+    return out, s, w_rows, factor, shared
+
+
+def cg_block_tail_inference(H: torch.Tensor, power: torch.Tensor, W0: Optional[torch.Tensor],
+                            weight: torch.Tensor, bias: torch.Tensor, eps: float, owner: torch.Tensor,
+                            skip: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:func:`cg_block_tail` after the linear, without autograd: ``H [D_out, B, C_out]`` holds
+    every degree's ``y_l @ W_l[rows_l]`` (as :meth:`holovae.nn.fused_cg.BlockSquare.forward_linear`
+    returns it); ``W0``: degree 0's whole weight (for the bias; None when the output has no
+    degree 0)."""
+    return _scale_bias_skip(H, power, weight, bias, eps, owner.to(power.device), W0, skip)[0]
+
+
 class _CGBlockTail(torch.autograd.Function):
     @staticmethod
     def forward(ctx, meta, power, weight, bias, skip, *tensors):
@@ -42,16 +72,8 @@ class _CGBlockTail(torch.autograd.Function):
             else:
                 target.zero_()
             off += d
-        s = torch.rsqrt(power + eps)                                        # [B]
-        w_rows = weight.index_select(0, owner)                              # [D_out]
-        factor = w_rows[:, None] * s[None, :]                               # [D_out, B]
-        out = H * factor[:, :, None]
-        if degrees[0] == 0:
-            out[0] += bias * Ws[0].sum(dim=0)
-        shared = None
-        if skip is not None:   # the additive skip connection: the shared degrees and channels
-            shared = (min(out.shape[0], skip.shape[0]), min(c_out, skip.shape[2]))
-            out[:shared[0], :, :shared[1]] += skip[:shared[0], :, :shared[1]]
+        out, s, w_rows, factor, shared = _scale_bias_skip(H, power, weight, bias, eps, owner,
+                                                          Ws[0] if degrees[0] == 0 else None, skip)
         ctx.meta = (degrees, rows, sizes, owner, shared, None if skip is None else skip.shape)
         ctx.save_for_backward(weight, bias, s, w_rows, factor, H, *ys, *Ws, *Wks)
         return out

@@ -7,7 +7,7 @@ from typing import Mapping, Optional
 import torch
 
 from ..so3.irreps import Features, stack_features, unstack_features
-from .block_tail import cg_block_tail
+from .block_tail import cg_block_tail, cg_block_tail_inference
 from .linear import SO3Linear
 from .norms import SignalNorm, SO3BatchNorm
 from .tensor_product import ChannelwiseTensorProduct, FullTensorProduct
@@ -93,11 +93,20 @@ class CGBlock(torch.nn.Module):
         norm, linear, tp = self.norm, self.linear, self.tp
         if self.bn is not None:
             X = self.bn.stacked(X)
-        y, power = tp.square_with_power(X)
         degrees = list(linear.channels_out)
         weights = [linear.weights[str(l)] for l in degrees]
         if skip is not None and (degrees[0] != 0 or tp.degrees_in[0] != 0):
             raise ValueError("forward_stacked: a skip needs degrees from 0 in and out")
+        if not torch.is_grad_enabled() and list(tp.paths_by_l3) == degrees:
+            # inference: the square and the linear in one pass, the square's output kept in cache
+            kept = [W if self._nonzero_rows.get(l) is None else W.index_select(0, self._nonzero_rows[l])
+                    for l, W in zip(degrees, weights)]
+            products = tp.square_times_weights(X, kept)
+            if products is not None:
+                H, power = products
+                return cg_block_tail_inference(H, power, weights[0] if degrees[0] == 0 else None, norm.weight,
+                                               norm.bias, norm.eps, self._output_degree_rows, skip=skip)
+        y, power = tp.square_with_power(X)
         return cg_block_tail([y[l] for l in degrees], power, weights, [self._nonzero_rows.get(l) for l in degrees],
                              degrees, norm.weight, norm.bias, norm.eps, self._output_degree_rows, skip=skip)
 

@@ -36,6 +36,11 @@ Public API
     either way), with the per-sample signal power summed in
     the same pass; ``block_square`` is differentiable in the inputs (hand-written backward,
     the power's gradient folded into the kernel's read of the output gradient).
+``BlockSquare.forward_linear(X, weights)``
+    Inference (no autograd): the square and each output block's matmul by its weight in one
+    pass, chunk by chunk of samples, so the square's output is never written to memory; the
+    gemm is torch's own MKL, called from the kernel's threads (``blas_gemm``; where torch has
+    no MKL, callers use ``forward`` and a matmul).
 ``clear_plan_cache()``
     Frees the cached plans (see below).
 
@@ -63,12 +68,16 @@ from ..native import NativeLibrary
 from . import buffer_pool
 
 __all__ = ["available", "cg_square_forward", "cg_square_backward", "cg_square", "BlockSquare", "block_square",
-           "clear_plan_cache"]
+           "blas_gemm", "clear_plan_cache"]
 
 log = logging.getLogger(__name__)
 
 _SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_cg.c"
-_ABI_VERSION = 4
+#: :meth:`BlockSquare.forward_linear`'s chunk of samples: the widest block's CG output for one
+#: chunk takes at most this many bytes (measured on a 512 KiB L2: 96 KiB 17% and 768 KiB 5%
+#: slower for the protein L = 6 block, 192 KiB as fast for MNIST's L = 10)
+LINEAR_CHUNK_BYTES = 384 * 1024
+_ABI_VERSION = 5
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,6 +105,12 @@ def _declare(lib: ctypes.CDLL) -> None:
         # nnz, dxrows, dxld, nthreads
         mbwd.argtypes = [p, p, p, p, p, i64, p, p, i64, i64, i64, p, p, p, c_int, p, i64, p, p,
                          c_int]
+        lin = getattr(lib, f"holovae_cg_linear_forward_{sfx}")
+        lin.restype = c_int
+        # xrows, xld, d_in, N, C, row, i, j, idx64, val, nnz, nblk, blk_d, blk_k, w, c_out, H,
+        # h_row0, pw, power, chunk, gemm, gemm_threads, nthreads
+        lin.argtypes = [p, p, i64, i64, i64, p, p, p, c_int, p, i64, i64, p, p, p, i64, p, p, p, p,
+                        i64, p, p, c_int]
     lib.holovae_cg_clear_cache.restype = None
     lib.holovae_cg_clear_cache.argtypes = []
     lib.holovae_cg_abi_version.restype = c_int
@@ -126,6 +141,32 @@ def clear_plan_cache() -> None:
 
 def _get_lib() -> ctypes.CDLL:
     return _native.get()
+
+
+_GEMM: dict = {}
+
+
+def blas_gemm(dtype: torch.dtype) -> Optional[tuple[int, int]]:
+    """The addresses of the Fortran ``sgemm_`` / ``dgemm_`` of torch's own MKL and of MKL's
+    ``MKL_Set_Num_Threads_Local``, or None.
+
+    :meth:`BlockSquare.forward_linear` calls the gemm from inside its OpenMP threads, each
+    thread set to one gemm thread first. Other BLAS libraries may start threads of their own
+    there, so only MKL is used (None on builds without it, or where its symbols are not
+    exported)."""
+    if dtype not in _GEMM:
+        addr = None
+        name = {torch.float32: "sgemm_", torch.float64: "dgemm_"}.get(dtype)
+        lib_path = Path(torch.__file__).resolve().parent / "lib" / "libtorch_cpu.so"
+        if name and torch.backends.mkl.is_available() and lib_path.is_file():
+            try:
+                lib = ctypes.CDLL(str(lib_path))
+                addr = tuple(ctypes.cast(getattr(lib, n), ctypes.c_void_p).value
+                             for n in (name, "MKL_Set_Num_Threads_Local"))
+            except (OSError, AttributeError):
+                addr = None
+        _GEMM[dtype] = addr
+    return _GEMM[dtype]
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,6 +446,64 @@ class BlockSquare:
         if rc != 0:
             _raise(rc, "BlockSquare.forward")
         return ys, power
+
+    def runs_linear(self) -> bool:
+        """Whether :meth:`forward_linear` can run (a BLAS gemm to call from the kernel)."""
+        return blas_gemm(self.dtype) is not None
+
+    def forward_linear(self, X: torch.Tensor, weights) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference: the square, each block times its weight, in one pass with no autograd.
+
+        ``X [D_in, B, C]``, ``weights``: ``W_b [k_b*C, C_out]`` per block (the rows of the
+        block's nonzero paths; ignored where ``k_b == 0``) -> (``H [sum_b d_b, B, C_out]``, block
+        ``b``'s rows ``y_b @ W_b`` (zero where ``k_b == 0``), ``power [B]`` as :meth:`forward`).
+
+        The samples are cut into chunks whose CG output fits the cache; each thread squares its
+        chunk block by block into a private buffer and multiplies it there, so the square's
+        output (~10x the width of ``H``) is never written to memory (``csrc/fused_cg.c``).
+        """
+        B = self._check_input(X)
+        if len(weights) != len(self.blocks):
+            raise ValueError(f"BlockSquare.forward_linear: {len(weights)} weights for {len(self.blocks)} blocks")
+        gemm = blas_gemm(self.dtype)
+        if gemm is None:
+            raise RuntimeError("BlockSquare.forward_linear needs torch's MKL gemm (see runs_linear)")
+        c_out = None
+        for (d, k), W in zip(self.blocks, weights):
+            if k == 0:
+                continue
+            c_out = W.shape[-1] if c_out is None else c_out
+            if W.dim() != 2 or tuple(W.shape) != (k * self.C, c_out) or W.dtype != self.dtype \
+                    or W.device.type != "cpu" or not W.is_contiguous():
+                raise ValueError(f"BlockSquare.forward_linear: weight {tuple(W.shape)} {W.dtype} for a block "
+                                 f"of {k} paths x {self.C} channels; need a contiguous CPU {self.dtype} "
+                                 f"[{k * self.C}, C_out] (C_out equal for all blocks)")
+        if c_out is None:
+            raise ValueError("BlockSquare.forward_linear: no block has paths")
+        np = self._np
+        H = buffer_pool.take((sum(d for d, _ in self.blocks), B, c_out), self.dtype)
+        power = torch.empty(B, dtype=self.dtype)
+        if B == 0 or c_out == 0:
+            return H.zero_(), power.zero_()
+        x_off, x_ld, _, _ = self._layout(B)
+        xa = x_off + X.data_ptr()
+        blk_d = np.array([d for d, _ in self.blocks], dtype=np.int64)
+        blk_k = np.array([k for _, k in self.blocks], dtype=np.int64)
+        h_row0 = np.concatenate([[0], np.cumsum(blk_d)[:-1]]).astype(np.int64)
+        wp = np.array([W.data_ptr() if k else 0 for (_, k), W in zip(self.blocks, weights)], dtype=np.int64)
+        es = H.element_size()
+        widest = max(d * k * self.C * es for d, k in self.blocks)
+        chunk = max(1, LINEAR_CHUNK_BYTES // widest)
+        lib = _get_lib()
+        fn = lib.holovae_cg_linear_forward_f32 if self.dtype == torch.float32 else lib.holovae_cg_linear_forward_f64
+        rc = fn(xa.ctypes.data, x_ld.ctypes.data, self.d_in, B * self.C, self.C,
+                _ptr(self.row), _ptr(self.i), _ptr(self.j), self.idx64, _ptr(self.val), self.nnz,
+                len(self.blocks), blk_d.ctypes.data, blk_k.ctypes.data, wp.ctypes.data, c_out,
+                H.data_ptr(), h_row0.ctypes.data, _ptr(self.pw), power.data_ptr(), chunk, *gemm,
+                torch.get_num_threads())
+        if rc != 0:
+            _raise(rc, "BlockSquare.forward_linear")
+        return H, power
 
     def backward(self, gys, gpower, X: torch.Tensor, ys) -> torch.Tensor:
         """Gradient of :meth:`forward` with respect to its input -> ``dX [D_in, B, C]``.

@@ -198,6 +198,19 @@ class ChannelwiseTensorProduct(torch.nn.Module):
         ys, power = fused_cg.block_square(self._block_square(X.dtype), X)
         return dict(zip(self.paths_by_l3, ys)), power
 
+    def square_times_weights(self, X: torch.Tensor, weights):
+        """Inference: ``X`` (stacked degrees, as :meth:`square_with_power`), ``weights``: per
+        output degree ``l3`` (ascending) ``W [C * len(nonzero_paths[l3]), C_out]`` -> (``H [sum_l3
+        (2l3+1), B, C_out]``, ``y_l3 @ W`` stacked, ``power [B]``) with no autograd and the square's
+        output never written to memory (:meth:`holovae.nn.fused_cg.BlockSquare.forward_linear`),
+        or ``None`` where that kernel does not run: then use :meth:`square_with_power`."""
+        if not self.runs_fused(X):
+            return None
+        op = self._block_square(X.dtype)
+        if not op.runs_linear():
+            return None
+        return op.forward_linear(X.contiguous(), [w.to(X.dtype).contiguous() for w in weights])
+
     def runs_fused(self, t: torch.Tensor) -> bool:
         """Whether features like ``t`` (device, dtype) go through the fused CPU kernel."""
         return self.implementation in ("auto", "fused") and t.device.type == "cpu" \

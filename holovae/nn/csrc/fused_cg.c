@@ -45,6 +45,10 @@
  * exactly once (rows without entries get zeros): no atomics, no zero-fill pass.
  * Tiles are distributed over OpenMP threads.
  *
+ * holovae_cg_linear_forward_* (inference) multiplies each output block by a weight matrix
+ * in the same pass, chunk by chunk of samples, calling the BLAS gemm it is handed from the
+ * kernel's threads, so the square's output stays in the cache (see DEFINE_LINEAR).
+ *
  * Return codes: 0 ok, -1 index out of range, -2 out of memory, -3 bad argument.
  */
 #pragma GCC optimize ("no-tree-loop-distribute-patterns")
@@ -491,7 +495,7 @@ static inline void copy_##SFX(T *restrict d, const T *restrict s, int64_t n)    
 }                                                                                           \
 static void tile_##SFX(const plan_t *pl, const char *restrict A, const char *restrict B,    \
                        const map_t *O, const seg_t *sg, int ns, int64_t width, int nt_store, \
-                       const T *pw, T *restrict pcol)                                       \
+                       const T *pw, T *restrict pcol, int32_t o_lo, int32_t o_hi)          \
 {                                                                                           \
     typedef T V __attribute__((vector_size(VBYTES), may_alias));                            \
     enum { NV = TL * (int)sizeof(T) / VBYTES };                                             \
@@ -501,7 +505,7 @@ static void tile_##SFX(const plan_t *pl, const char *restrict A, const char *res
     const T *restrict vals = (const T *)pl->vals;                                           \
     V pacc[NV];                                                                             \
     for (int k = 0; k < NV; ++k) pacc[k] = (V){0};                                          \
-    for (int32_t o = 0; o < pl->n_out; ++o) {                                               \
+    for (int32_t o = o_lo; o < o_hi; ++o) {                                                 \
         V acc[NV], acc2[NV];                                                                \
         for (int k = 0; k < NV; ++k) { acc[k] = (V){0}; acc2[k] = (V){0}; }                 \
         int64_t e = out_ptr[o];                                                             \
@@ -666,7 +670,7 @@ static int run_##SFX(const plan_t *pl, const map_t *A, int64_t dA, const map_t *
                 tilebw_##SFX(pl, (const char *)bufA, (const char *)bufB, bufD, dB, O, sg, ns, w); \
             else                                                                            \
                 tile_##SFX(pl, (const char *)bufA, (const char *)bufB, O, sg, ns, w, nts,   \
-                           power ? pw : NULL, pcol);                                        \
+                           power ? pw : NULL, pcol, 0, pl->n_out);                          \
         }                                                                                   \
         STREAM_FENCE();                                                                     \
     }                                                                                       \
@@ -781,9 +785,156 @@ int holovae_cg_mapped_backward_##SFX(const void *const *dyrows, const int64_t *d
     return rc;                                                                              \
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* the CG square and the per-degree linear in one pass (inference)           */
+/* ------------------------------------------------------------------------ */
+
+/* Fortran BLAS gemm (column-major; LP64 integers), as MKL and OpenBLAS export it */
+typedef void (*gemm_f32_t)(const char *, const char *, const int *, const int *, const int *,
+                           const float *, const float *, const int *, const float *,
+                           const int *, const float *, float *, const int *);
+typedef void (*gemm_f64_t)(const char *, const char *, const int *, const int *, const int *,
+                           const double *, const double *, const int *, const double *,
+                           const int *, const double *, double *, const int *);
+
+static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+
+/*
+ * H[h_row0[b] + m, s, :] = sum_{p, c} Y_b[m, s, p*C + c] * W_b[p*C + c, :] for every output
+ * block b (Y_b = the CG square's rows of b, [d_b, B, k_b*C]), and the signal power as the
+ * mapped forward sums it, without Y ever leaving the cache: the samples are cut into chunks
+ * of `chunk`; for each chunk and block, the block's rows are computed into a thread-local
+ * [d_b][chunk][k_b*C] buffer and multiplied by W_b there (one gemm call, single-threaded:
+ * each thread runs its own chunks).  Two passes over DRAM (the CG output written, then read
+ * by a multi-threaded gemm) become none, and the gemms run on cache-resident operands.
+ * Blocks with k_b == 0 give zero rows.  W_b: [k_b*C, c_out] row-major; H [*, B, c_out].
+ */
+#define DEFINE_LINEAR(T, SFX, TL)                                                           \
+int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld,           \
+                                    int64_t d_in, int64_t N, int64_t C,                     \
+                                    const void *row, const void *ii, const void *jj,        \
+                                    int idx64, const T *val, int64_t nnz, int64_t nblk,     \
+                                    const int64_t *blk_d, const int64_t *blk_k,             \
+                                    const void *const *w, int64_t c_out, T *H,              \
+                                    const int64_t *h_row0, const T *pw, T *power,           \
+                                    int64_t chunk, void *gemm, void *gemm_threads,          \
+                                    int nthreads)                                           \
+{                                                                                           \
+    if (N < 0 || C < 1 || N % C != 0 || !pw || !power || !gemm || chunk < 1 || c_out < 1    \
+        || c_out > INT32_MAX || nblk < 1)                                                   \
+        return -3;                                                                          \
+    int64_t d_out = 0, t_rows = 0, y_rows = 0;                                              \
+    for (int64_t b = 0; b < nblk; ++b) {                                                    \
+        if (blk_d[b] < 1 || blk_k[b] < 0 || (blk_k[b] > 0 && !w[b])) return -3;            \
+        if (blk_d[b] * chunk > INT32_MAX || blk_k[b] * C > INT32_MAX) return -3;            \
+        d_out += blk_d[b] * blk_k[b];                                                       \
+        if (blk_d[b] * blk_k[b] * C > t_rows) t_rows = blk_d[b] * blk_k[b] * C;             \
+        if (blk_d[b] > y_rows) y_rows = blk_d[b];                                           \
+    }                                                                                       \
+    const int64_t nb = N / C;                                                               \
+    if (nb == 0) return 0;                                                                  \
+    if (d_out == 0) return -3;                                                              \
+    if (nthreads > 1 && chunk > (nb + nthreads - 1) / nthreads)   /* work for every thread */ \
+        chunk = (nb + nthreads - 1) / nthreads;                                             \
+    if (chunk > nb) chunk = nb;                                                             \
+    centry_t *c;                                                                            \
+    int rc = cache_get(&c, 0, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
+                       (int64_t)TL * (int64_t)sizeof(T));                                   \
+    if (rc) return rc;                                                                      \
+    const plan_t *pl = &c->plan;                                                            \
+    const map_t mx = {xrows, xld, is_flat(xld, d_in, C)};                                   \
+    const int64_t nchunks = (nb + chunk - 1) / chunk;                                       \
+    const int64_t ntile = (chunk * C + TL - 1) / TL;                                        \
+    const int nt = clamp_threads(nthreads, nchunks);                                        \
+    T *parts = calloc((size_t)nt * (size_t)nb, sizeof(T));                                  \
+    if (!parts) { cache_release(c); return -2; }                                            \
+    const size_t s_x = round_up((size_t)ntile * (size_t)d_in * TL * sizeof(T));             \
+    const size_t s_t = round_up((size_t)t_rows * (size_t)chunk * sizeof(T));                \
+    const size_t s_y = round_up((size_t)y_rows * (size_t)chunk * (size_t)c_out * sizeof(T)); \
+    const size_t s_r = round_up((size_t)d_out * sizeof(void *));                            \
+    const size_t s_l = round_up((size_t)d_out * sizeof(int64_t));                           \
+    const size_t s_s = round_up((size_t)ntile * (TL + 1) * sizeof(seg_t));                  \
+    const size_t s_n = round_up((size_t)ntile * sizeof(int));                               \
+    const T one = 1, zero = 0;                                                              \
+    _Pragma("omp parallel num_threads(nt)")                                                 \
+    {                                                                                       \
+        char *base = scratch(s_x + s_t + s_y + s_r + s_l + s_s + s_n);                      \
+        T *bufX = (T *)base, *bufT = (T *)(base + s_x), *bufY = (T *)(base + s_x + s_t);    \
+        const void **trows = (const void **)(base + s_x + s_t + s_y);                       \
+        int64_t *tld = (int64_t *)(base + s_x + s_t + s_y + s_r);                           \
+        seg_t *segs = (seg_t *)(base + s_x + s_t + s_y + s_r + s_l);                        \
+        int *nsegs = (int *)(base + s_x + s_t + s_y + s_r + s_l + s_s);                     \
+        T *pcol = parts + (size_t)omp_get_thread_num() * (size_t)nb;                        \
+        /* one gemm thread per kernel thread: a team of one is not "in parallel" for the     \
+         * BLAS, which would start a team of its own inside this one for every call */       \
+        const int prev = gemm_threads ? ((int (*)(int))gemm_threads)(1) : 0;                \
+        if (!base) {                                                                        \
+            _Pragma("omp atomic write")                                                     \
+            rc = -2;                                                                        \
+        }                                                                                   \
+        _Pragma("omp for schedule(dynamic, 1)")                                             \
+        for (int64_t ch = 0; ch < nchunks; ++ch) {                                          \
+            if (!base) continue;                                                            \
+            const int64_t b0 = ch * chunk;                                                  \
+            const int64_t ns_ = (nb - b0) < chunk ? (nb - b0) : chunk;                      \
+            const int64_t n_end = (b0 + ns_) * C;                                           \
+            const int64_t nti = (ns_ * C + TL - 1) / TL;                                    \
+            for (int64_t t = 0; t < nti; ++t) {   /* pack the chunk's input once */         \
+                const int64_t n0 = b0 * C + t * TL;                                         \
+                const int64_t wd = (n_end - n0) < TL ? (n_end - n0) : TL;                   \
+                seg_t *sg = segs + t * (TL + 1);                                            \
+                nsegs[t] = make_segs(sg, n0, wd, C);                                        \
+                pack_##SFX(bufX + t * d_in * TL, &mx, d_in, sg, nsegs[t], wd, NULL, NULL, NULL); \
+                for (int k = 0; k < nsegs[t]; ++k) sg[k].b -= b0;   /* chunk-local samples */ \
+            }                                                                               \
+            int64_t o0 = 0;                                                                 \
+            for (int64_t b = 0; b < nblk; ++b) {                                            \
+                const int64_t d = blk_d[b], kb = blk_k[b], K = kb * C;                      \
+                T *h0 = H + (h_row0[b] * nb + b0) * c_out;                                  \
+                if (kb == 0) {                                                              \
+                    for (int64_t m = 0; m < d; ++m)                                         \
+                        memset(h0 + m * nb * c_out, 0, (size_t)(ns_ * c_out) * sizeof(T));  \
+                    continue;                                                               \
+                }                                                                           \
+                for (int64_t m = 0; m < d; ++m)   /* rows (m, p) of the chunk buffer */     \
+                    for (int64_t p = 0; p < kb; ++p) {                                      \
+                        trows[o0 + m * kb + p] = bufT + m * ns_ * K + p * C;                \
+                        tld[o0 + m * kb + p] = K;                                           \
+                    }                                                                       \
+                const map_t mt = {trows, tld, K == C};                                      \
+                for (int64_t t = 0; t < nti; ++t) {                                         \
+                    const int64_t n0 = b0 * C + t * TL;                                     \
+                    const int64_t wd = (n_end - n0) < TL ? (n_end - n0) : TL;               \
+                    const char *xa = (const char *)(bufX + t * d_in * TL);                  \
+                    tile_##SFX(pl, xa, xa, &mt, segs + t * (TL + 1), nsegs[t], wd, 0, pw,  \
+                               pcol + b0, (int32_t)o0, (int32_t)(o0 + d * kb));             \
+                }                                                                           \
+                const int gn = (int)c_out, gm = (int)(d * ns_), gk = (int)K;                \
+                ((gemm_##SFX##_t)gemm)("N", "N", &gn, &gm, &gk, &one, (const T *)w[b], &gn, \
+                                       bufT, &gk, &zero, bufY, &gn);                        \
+                for (int64_t m = 0; m < d; ++m)                                             \
+                    copy_##SFX(h0 + m * nb * c_out, bufY + m * ns_ * c_out, ns_ * c_out);   \
+                o0 += d * kb;                                                               \
+            }                                                                               \
+        }                                                                                   \
+        if (gemm_threads) ((int (*)(int))gemm_threads)(prev);                               \
+    }                                                                                       \
+    for (int64_t b = 0; b < nb; ++b) {   /* in thread order: the same sums on every run */  \
+        T s = 0;                                                                            \
+        for (int k = 0; k < nt; ++k) s += parts[(size_t)k * (size_t)nb + (size_t)b];        \
+        power[b] = s;                                                                       \
+    }                                                                                       \
+    free(parts);                                                                            \
+    cache_release(c);                                                                       \
+    return rc;                                                                              \
+}
+
 DEFINE_KERNELS(float, f32, TILE_F32)
 DEFINE_KERNELS(double, f64, TILE_F64)
+DEFINE_LINEAR(float, f32, TILE_F32)
+DEFINE_LINEAR(double, f64, TILE_F64)
 
 int holovae_cg_tile_f32(void) { return TILE_F32; }
 int holovae_cg_tile_f64(void) { return TILE_F64; }
-int holovae_cg_abi_version(void) { return 4; }
+int holovae_cg_abi_version(void) { return 5; }
