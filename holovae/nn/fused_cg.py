@@ -45,7 +45,7 @@ Public API
     Frees the cached plans (see below).
 
 Performance notes: the kernel sorts the entries into a "plan" once per distinct entry list and
-keeps up to 16 plans in an LRU cache keyed by the exact bytes of ``(row, i, j, val)`` (checked
+keeps up to 64 plans in an LRU cache keyed by the exact bytes of ``(row, i, j, val)`` (checked
 with memcmp on every call, so changing the tensors in place is safe); a call with known entries
 costs one pass over them (~10 us for 15k int32 entries). The backward plan groups the entries
 by their unordered input pair and sums each pair's output gradients once for both of its
