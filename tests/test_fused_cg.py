@@ -384,3 +384,25 @@ def test_pool_can_be_switched_off_and_trims_free_buffers(monkeypatch):
         op.forward(torch.randn(9, B, 5, dtype=torch.float64))
     held = buffer_pool.held_storages()
     assert len(held) <= 1                            # only the newest call's buffer survives
+
+
+@needs_kernel
+def test_a_model_s_steps_build_no_plans_once_warm():
+    """Every block's forward and backward plan stays cached across steps (the MNIST model has
+    18; an LRU smaller than that missed on every call and rebuilt them all each step)."""
+    from holovae.models import HVAE, HVAEConfig
+    from holovae.so3 import irreps_from_channels
+    cfg = dict(irreps_in=str(irreps_from_channels([1] * 11)), latent_dim=16, channels=[16] * 6,
+               degrees=[10, 10, 8, 4, 2, 1], initial_channels=None, vae=True)
+    torch.manual_seed(0)
+    model = HVAE(HVAEConfig(**cfg, tp_implementation="fused"))
+    x = torch.randn(3, 121)
+
+    def step():
+        out = model(x)
+        (out["x_rec"].pow(2).sum() + out["z"].sum()).backward()
+    step()
+    before = fused_cg.plan_builds()
+    for _ in range(2):
+        step()
+    assert fused_cg.plan_builds() == before

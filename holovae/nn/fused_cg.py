@@ -68,7 +68,7 @@ from ..native import NativeLibrary
 from . import buffer_pool
 
 __all__ = ["available", "cg_square_forward", "cg_square_backward", "cg_square", "BlockSquare", "block_square",
-           "blas_gemm", "clear_plan_cache"]
+           "blas_gemm", "clear_plan_cache", "plan_builds"]
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ _SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_cg.c"
 #: chunk takes at most this many bytes (measured on a 512 KiB L2: 96 KiB 17% and 768 KiB 5%
 #: slower for the protein L = 6 block, 192 KiB as fast for MNIST's L = 10)
 LINEAR_CHUNK_BYTES = 384 * 1024
-_ABI_VERSION = 5
+_ABI_VERSION = 6
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,6 +111,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         # h_row0, pw, power, chunk, gemm, gemm_threads, nthreads
         lin.argtypes = [p, p, i64, i64, i64, p, p, p, c_int, p, i64, i64, p, p, p, i64, p, p, p, p,
                         i64, p, p, c_int]
+    lib.holovae_cg_plan_builds.restype = i64
+    lib.holovae_cg_plan_builds.argtypes = []
     lib.holovae_cg_clear_cache.restype = None
     lib.holovae_cg_clear_cache.argtypes = []
     lib.holovae_cg_abi_version.restype = c_int
@@ -137,6 +139,12 @@ def clear_plan_cache() -> None:
     buffer_pool.clear()
     if _native.lib is not None:
         _native.lib.holovae_cg_clear_cache()
+
+
+def plan_builds() -> int:
+    """How many plans the kernel has built (cache misses) since it was loaded: constant once a
+    model's steps run on cached plans."""
+    return int(_get_lib().holovae_cg_plan_builds())
 
 
 def _get_lib() -> ctypes.CDLL:

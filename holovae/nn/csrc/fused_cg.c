@@ -300,6 +300,7 @@ typedef struct {
 } centry_t;
 
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t plan_builds;             /* cache misses since the library was loaded */
 static centry_t *cache[CACHE_SLOTS];
 static uint64_t cache_clock;
 
@@ -368,6 +369,7 @@ static int cache_get(centry_t **out, int kind, int elsize, int64_t nnz, int64_t 
     centry_t *victim = NULL;
     pthread_mutex_lock(&cache_mu);
     c->stamp = ++cache_clock;
+    ++plan_builds;
     int slot = -1;
     for (int s = 0; s < CACHE_SLOTS && slot < 0; ++s) if (!cache[s]) slot = s;
     if (slot < 0) {
@@ -382,6 +384,14 @@ static int cache_get(centry_t **out, int kind, int elsize, int64_t nnz, int64_t 
     centry_free(victim);
     *out = c;
     return 0;
+}
+
+int64_t holovae_cg_plan_builds(void)
+{
+    pthread_mutex_lock(&cache_mu);
+    const int64_t n = plan_builds;
+    pthread_mutex_unlock(&cache_mu);
+    return n;
 }
 
 /* Drop every cached plan (plans in use are freed by their last user). */
@@ -940,4 +950,4 @@ DEFINE_LINEAR(double, f64, TILE_F64)
 
 int holovae_cg_tile_f32(void) { return TILE_F32; }
 int holovae_cg_tile_f64(void) { return TILE_F64; }
-int holovae_cg_abi_version(void) { return 5; }
+int holovae_cg_abi_version(void) { return 6; }
