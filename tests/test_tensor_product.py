@@ -239,3 +239,47 @@ def test_square_times_weights_zero_rows_for_a_degree_without_paths_and_bad_weigh
     with pytest.raises(ValueError, match="float64"):
         op.forward_linear(x[1].detach(), [W0.float(), None])
     assert fused_cg.blas_gemm(torch.float16) is None
+
+
+@needs_linear
+@pytest.mark.parametrize("L,L_out,C,B,c_out,chunk_bytes", [
+    (6, 6, 50, 13, 7, None),
+    (10, 10, 16, 9, 16, None),
+    (4, 2, 7, 29, 5, 2048),              # many chunks of 1 sample
+    (3, 4, 1, 1, 3, None),
+])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("with_power", [True, False])
+def test_backward_linear_equals_autograd_of_the_reference_square_then_matmul(L, L_out, C, B, c_out, chunk_bytes,
+                                                                             threads, with_power, monkeypatch):
+    """Training's backward with the square's output gradients made in the cache: the gradient
+    in X of <dH, y @ W> (+ <gpower, power>) against autograd through the per-path reference
+    square and a matmul, float64 (and float32 loosely)."""
+    from holovae.nn import fused_cg
+    if chunk_bytes:
+        monkeypatch.setattr(fused_cg, "LINEAR_BACKWARD_CHUNK_BYTES", chunk_bytes)
+    tp = ChannelwiseTensorProduct(C, tuple(range(L + 1)), L_out, implementation="fused")
+    x = _features(L, C, B, torch.float64)
+    g = torch.Generator().manual_seed(2)
+    weights = [torch.randn(C * len(tp.nonzero_paths[l]), c_out, generator=g, dtype=torch.float64)
+               for l in tp.paths_by_l3]
+    H_ref, power_ref = _linear_reference(tp, x, weights)
+    dH = torch.randn(H_ref.shape, generator=g, dtype=torch.float64)
+    gp = torch.randn(B, generator=g, dtype=torch.float64) if with_power else None
+    loss = (H_ref * dH).sum() + ((power_ref * gp).sum() if with_power else 0)
+    grads_ref = torch.autograd.grad(loss, list(x.values()))
+    X = torch.cat([v.detach() for v in x.values()])
+    op = tp.linear_op(X)
+    ys, _ = op.forward(X)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        dX = op.backward_linear(dH, weights, gp, X, ys)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(dX, torch.cat(grads_ref), rtol=1e-10, atol=1e-11)
+    X32 = X.float()
+    ys32, _ = tp.linear_op(X32).forward(X32)
+    dX32 = tp.linear_op(X32).backward_linear(dH.float(), [w.float() for w in weights],
+                                             None if gp is None else gp.float(), X32, ys32)
+    torch.testing.assert_close(dX32.double(), torch.cat(grads_ref), rtol=1e-3, atol=1e-3)

@@ -52,26 +52,80 @@ def cg_block_tail_inference(H: torch.Tensor, power: torch.Tensor, W0: Optional[t
     return _scale_bias_skip(H, power, weight, bias, eps, owner.to(power.device), W0, skip)[0]
 
 
+def _products(ys, Ws, rows, sizes, power):
+    """``H [D_out, B, C_out]``: every degree's ``y_l @ W_l[rows_l]``, and the ``W_l[rows_l]``."""
+    B, c_out = power.shape[0], Ws[0].shape[1]
+    H = buffer_pool.take((sum(sizes), B, c_out), power.dtype) if power.device.type == "cpu" \
+        else power.new_empty(sum(sizes), B, c_out)                          # before the scale
+    Wks, off = [], 0
+    for d, y, W, r in zip(sizes, ys, Ws, rows):
+        Wk = W if r is None else W.index_select(0, r)
+        Wks.append(Wk)
+        target = H[off:off + d].view(d * B, c_out)
+        if y.shape[-1]:
+            torch.mm(y.reshape(d * B, -1), Wk, out=target)
+        else:
+            target.zero_()
+        off += d
+    return H, Wks
+
+
+def _grads_before_linear(g, degrees, weight, bias, s, w_rows, factor, H, W0, owner):
+    """From the output's gradient ``g``: the power's, the signal norm's weight and bias's, and
+    ``dH`` (the gradient of the linear's output); ``g0_sum`` for degree 0's weight."""
+    dfactor = torch.linalg.vecdot(g, H)                                     # [D_out, B]
+    ds = w_rows @ dfactor                                                   # [B]
+    dw_rows = dfactor @ s                                                   # [D_out]
+    d_power = ds * (-0.5) * s.pow(3)
+    d_weight = torch.zeros_like(weight).index_add_(0, owner, dw_rows)
+    dH = g * factor[:, :, None]
+    d_bias = g0_sum = None
+    if degrees[0] == 0:
+        g0_sum = g[0].sum(dim=0)                                           # [C_out]
+        d_bias = (g0_sum @ W0.sum(dim=0)).reshape(bias.shape)
+    return d_power, d_weight, d_bias, dH, g0_sum
+
+
+def _weight_grads(dH, ys, Ws, Wks, rows, sizes, bias, g0_sum, d_ys=None):
+    """The weights' gradients ``y_l^T dH_l`` (rows of the vanishing paths zero, degree 0's bias
+    term added); where ``d_ys`` is given, also ``dH_l @ W_l[rows_l]^T`` into it."""
+    B, c_out = dH.shape[1], dH.shape[2]
+    d_Ws, off = [], 0
+    for k, (d, y, W, Wk, r) in enumerate(zip(sizes, ys, Ws, Wks, rows)):
+        dh = dH[off:off + d].view(d * B, c_out)
+        off += d
+        if y.shape[-1]:
+            if d_ys is not None:
+                torch.mm(dh, Wk.t(), out=d_ys[k].view(d * B, -1))
+            dWk = torch.mm(y.reshape(d * B, -1).t(), dh)
+            dW = dWk if r is None else W.new_zeros(W.shape).index_copy_(0, r, dWk)
+        else:
+            dW = torch.zeros_like(W)
+        if k == 0 and g0_sum is not None:
+            dW = dW + bias * g0_sum[None, :]
+        d_Ws.append(dW)
+    return d_Ws
+
+
+def _skip_grad(g, shared, skip_shape):
+    if shared is None:
+        return None
+    part = g[:shared[0], :, :shared[1]]
+    if tuple(part.shape) == tuple(skip_shape):
+        return part
+    d_skip = g.new_zeros(skip_shape)
+    d_skip[:shared[0], :, :shared[1]] = part
+    return d_skip
+
+
 class _CGBlockTail(torch.autograd.Function):
     @staticmethod
     def forward(ctx, meta, power, weight, bias, skip, *tensors):
         degrees, rows, eps, owner = meta
         n = len(degrees)
         ys, Ws = tensors[:n], tensors[n:]
-        B, c_out = power.shape[0], Ws[0].shape[1]
         sizes = [2 * l + 1 for l in degrees]
-        H = buffer_pool.take((sum(sizes), B, c_out), power.dtype) if power.device.type == "cpu" \
-            else power.new_empty(sum(sizes), B, c_out)                     # before the scale
-        Wks, off = [], 0
-        for d, y, W, r in zip(sizes, ys, Ws, rows):
-            Wk = W if r is None else W.index_select(0, r)
-            Wks.append(Wk)
-            target = H[off:off + d].view(d * B, c_out)
-            if y.shape[-1]:
-                torch.mm(y.reshape(d * B, -1), Wk, out=target)
-            else:
-                target.zero_()
-            off += d
+        H, Wks = _products(ys, Ws, rows, sizes, power)
         out, s, w_rows, factor, shared = _scale_bias_skip(H, power, weight, bias, eps, owner,
                                                           Ws[0] if degrees[0] == 0 else None, skip)
         ctx.meta = (degrees, rows, sizes, owner, shared, None if skip is None else skip.shape)
@@ -85,45 +139,49 @@ class _CGBlockTail(torch.autograd.Function):
         n = len(degrees)
         weight, bias, s, w_rows, factor, H, *rest = ctx.saved_tensors
         ys, Ws, Wks = rest[:n], rest[n:2 * n], rest[2 * n:]
-        B, c_out = g.shape[1], g.shape[2]
         g = g.contiguous()
-        dfactor = torch.linalg.vecdot(g, H)                                 # [D_out, B]
-        ds = w_rows @ dfactor                                               # [B]
-        dw_rows = dfactor @ s                                               # [D_out]
-        d_power = ds * (-0.5) * s.pow(3)
-        d_weight = torch.zeros_like(weight).index_add_(0, owner, dw_rows)
-        dH = g * factor[:, :, None]
-        d_bias = g0_sum = None
-        if degrees[0] == 0:
-            g0_sum = g[0].sum(dim=0)                                       # [C_out]
-            d_bias = (g0_sum @ Ws[0].sum(dim=0)).reshape(bias.shape)
+        d_power, d_weight, d_bias, dH, g0_sum = _grads_before_linear(g, degrees, weight, bias, s, w_rows,
+                                                                     factor, H, Ws[0], owner)
         # the gradients of the tensor product's outputs, the biggest tensors of the backward, go
         # into reused buffers (a fresh one costs a page fault per 4 KiB the matmul writes)
         d_ys = buffer_pool.take_split([y.shape for y in ys], g.dtype) if g.device.type == "cpu" \
             else [torch.empty_like(y) for y in ys]
-        d_Ws = []
-        off = 0
-        for k, (d, y, d_y, W, Wk, r) in enumerate(zip(sizes, ys, d_ys, Ws, Wks, rows)):
-            dh = dH[off:off + d].view(d * B, c_out)
-            off += d
-            if y.shape[-1]:
-                torch.mm(dh, Wk.t(), out=d_y.view(d * B, -1))
-                dWk = torch.mm(y.reshape(d * B, -1).t(), dh)
-                dW = dWk if r is None else W.new_zeros(W.shape).index_copy_(0, r, dWk)
-            else:
-                dW = torch.zeros_like(W)
-            if k == 0 and g0_sum is not None:
-                dW = dW + bias * g0_sum[None, :]
-            d_Ws.append(dW)
-        d_skip = None
-        if shared is not None:
-            part = g[:shared[0], :, :shared[1]]
-            if tuple(part.shape) == tuple(skip_shape):
-                d_skip = part
-            else:
-                d_skip = g.new_zeros(skip_shape)
-                d_skip[:shared[0], :, :shared[1]] = part
-        return (None, d_power, d_weight, d_bias, d_skip, *d_ys, *d_Ws)
+        d_Ws = _weight_grads(dH, ys, Ws, Wks, rows, sizes, bias, g0_sum, d_ys)
+        return (None, d_power, d_weight, d_bias, _skip_grad(g, shared, skip_shape), *d_ys, *d_Ws)
+
+
+class _CGBlockSquareTail(torch.autograd.Function):
+    """The kernel's square and the tail as one node, for training: the backward hands ``dH``
+    and the weights to :meth:`~holovae.nn.fused_cg.BlockSquare.backward_linear`, which makes the
+    square's output gradients chunk by chunk in the cache, so they are never written out."""
+
+    @staticmethod
+    def forward(ctx, meta, op, X, weight, bias, skip, *Ws):
+        degrees, rows, eps, owner = meta
+        X = X.contiguous()
+        ys, power = op.forward(X)
+        sizes = [2 * l + 1 for l in degrees]
+        H, Wks = _products(ys, Ws, rows, sizes, power)
+        out, s, w_rows, factor, shared = _scale_bias_skip(H, power, weight, bias, eps, owner,
+                                                          Ws[0] if degrees[0] == 0 else None, skip)
+        ctx.meta = (op, degrees, rows, sizes, owner, shared, None if skip is None else skip.shape)
+        ctx.save_for_backward(X, weight, bias, s, w_rows, factor, H, *ys, *Ws, *Wks)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        op, degrees, rows, sizes, owner, shared, skip_shape = ctx.meta
+        n = len(degrees)
+        X, weight, bias, s, w_rows, factor, H, *rest = ctx.saved_tensors
+        ys, Ws, Wks = rest[:n], rest[n:2 * n], rest[2 * n:]
+        g = g.contiguous()
+        d_power, d_weight, d_bias, dH, g0_sum = _grads_before_linear(g, degrees, weight, bias, s, w_rows,
+                                                                     factor, H, Ws[0], owner)
+        d_Ws = _weight_grads(dH, ys, Ws, Wks, rows, sizes, bias, g0_sum)
+        dX = op.backward_linear(dH, [Wk.contiguous() for Wk in Wks], d_power, X, ys) \
+            if ctx.needs_input_grad[2] else None
+        return (None, None, dX, d_weight, d_bias, _skip_grad(g, shared, skip_shape), *d_Ws)
 
 
 def cg_block_tail(ys: Sequence[torch.Tensor], power: torch.Tensor, weights: Sequence[torch.Tensor],
@@ -141,3 +199,15 @@ def cg_block_tail(ys: Sequence[torch.Tensor], power: torch.Tensor, weights: Sequ
     zero-pad the channels) on the stacked form."""
     meta = (tuple(int(l) for l in degrees), tuple(rows), float(eps), owner.to(power.device))
     return _CGBlockTail.apply(meta, power, weight, bias, skip, *ys, *weights)
+
+
+def cg_block_square_tail(op, X: torch.Tensor, weights: Sequence[torch.Tensor],
+                         rows: Sequence[Optional[torch.Tensor]], degrees: Sequence[int],
+                         weight: torch.Tensor, bias: torch.Tensor, eps: float, owner: torch.Tensor,
+                         skip: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """:func:`cg_block_tail` of ``op``'s square of ``X`` (a :class:`holovae.nn.fused_cg.BlockSquare`
+    whose blocks are ``degrees``, ascending; ``X [D_in, B, C]``) as one autograd node, whose
+    backward never writes the square's output gradients to memory (``op.runs_linear()``
+    needed). Same result and gradients as ``cg_block_tail(*block_square(op, X), ...)``."""
+    meta = (tuple(int(l) for l in degrees), tuple(rows), float(eps), owner.to(X.device))
+    return _CGBlockSquareTail.apply(meta, op, X, weight, bias, skip, *weights)

@@ -7,7 +7,7 @@ from typing import Mapping, Optional
 import torch
 
 from ..so3.irreps import Features, stack_features, unstack_features
-from .block_tail import cg_block_tail, cg_block_tail_inference
+from .block_tail import cg_block_square_tail, cg_block_tail, cg_block_tail_inference
 from .linear import SO3Linear
 from .norms import SignalNorm, SO3BatchNorm
 from .tensor_product import ChannelwiseTensorProduct, FullTensorProduct
@@ -106,9 +106,14 @@ class CGBlock(torch.nn.Module):
                 H, power = products
                 return cg_block_tail_inference(H, power, weights[0] if degrees[0] == 0 else None, norm.weight,
                                                norm.bias, norm.eps, self._output_degree_rows, skip=skip)
+        rows = [self._nonzero_rows.get(l) for l in degrees]
+        op = tp.linear_op(X) if list(tp.paths_by_l3) == degrees else None
+        if op is not None:   # training: the square's output gradients made and used in the cache
+            return cg_block_square_tail(op, X, weights, rows, degrees, norm.weight, norm.bias, norm.eps,
+                                        self._output_degree_rows, skip=skip)
         y, power = tp.square_with_power(X)
-        return cg_block_tail([y[l] for l in degrees], power, weights, [self._nonzero_rows.get(l) for l in degrees],
-                             degrees, norm.weight, norm.bias, norm.eps, self._output_degree_rows, skip=skip)
+        return cg_block_tail([y[l] for l in degrees], power, weights, rows, degrees, norm.weight, norm.bias,
+                             norm.eps, self._output_degree_rows, skip=skip)
 
     @functools.cached_property
     def _output_degree_rows(self) -> torch.Tensor:

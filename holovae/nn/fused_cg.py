@@ -41,6 +41,10 @@ Public API
     pass, chunk by chunk of samples, so the square's output is never written to memory; the
     gemm is torch's own MKL, called from the kernel's threads (``blas_gemm``; where torch has
     no MKL, callers use ``forward`` and a matmul).
+``BlockSquare.backward_linear(dH, weights, gpower, X, ys)``
+    Training: the gradient in ``X`` of the same products (and of the power) from the
+    products' gradient ``dH``; the square's output gradients ``dH_b @ W_b^T`` are made chunk by
+    chunk in the cache and consumed there by the kernel's backward.
 ``clear_plan_cache()``
     Frees the cached plans (see below).
 
@@ -77,6 +81,8 @@ _SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_cg.c"
 #: chunk takes at most this many bytes (measured on a 512 KiB L2: 96 KiB 17% and 768 KiB 5%
 #: slower for the protein L = 6 block, 192 KiB as fast for MNIST's L = 10)
 LINEAR_CHUNK_BYTES = 384 * 1024
+#: :meth:`BlockSquare.backward_linear`'s chunk: all blocks' output gradients for one chunk
+LINEAR_BACKWARD_CHUNK_BYTES = 1536 * 1024
 _ABI_VERSION = 6
 
 
@@ -111,6 +117,13 @@ def _declare(lib: ctypes.CDLL) -> None:
         # h_row0, pw, power, chunk, gemm, gemm_threads, nthreads
         lin.argtypes = [p, p, i64, i64, i64, p, p, p, c_int, p, i64, i64, p, p, p, i64, p, p, p, p,
                         i64, p, p, c_int]
+    for sfx in ("f32", "f64"):
+        lbw = getattr(lib, f"holovae_cg_linear_backward_{sfx}")
+        lbw.restype = c_int
+        # dH, h_row0, c_out, w, nblk, blk_d, blk_k, yrows, yld, gam, gpow, xrows, xld, d_in, N, C,
+        # row, i, j, idx64, val, nnz, dxrows, chunk, gemm, gemm_threads, nthreads
+        lbw.argtypes = [p, p, i64, p, i64, p, p, p, p, p, p, p, p, i64, i64, i64, p, p, p, c_int, p, i64,
+                        p, i64, p, p, c_int]
     lib.holovae_cg_plan_builds.restype = i64
     lib.holovae_cg_plan_builds.argtypes = []
     lib.holovae_cg_clear_cache.restype = None
@@ -512,6 +525,69 @@ class BlockSquare:
         if rc != 0:
             _raise(rc, "BlockSquare.forward_linear")
         return H, power
+
+    def _linear_args(self, weights):
+        np = self._np
+        if len(weights) != len(self.blocks):
+            raise ValueError(f"BlockSquare: {len(weights)} weights for {len(self.blocks)} blocks")
+        c_out = None
+        for (d, k), W in zip(self.blocks, weights):
+            if k == 0:
+                continue
+            c_out = W.shape[-1] if c_out is None else c_out
+            if W.dim() != 2 or tuple(W.shape) != (k * self.C, c_out) or W.dtype != self.dtype \
+                    or W.device.type != "cpu" or not W.is_contiguous():
+                raise ValueError(f"BlockSquare: weight {tuple(W.shape)} {W.dtype} for a block "
+                                 f"of {k} paths x {self.C} channels; need a contiguous CPU {self.dtype} "
+                                 f"[{k * self.C}, C_out] (C_out equal for all blocks)")
+        if c_out is None:
+            raise ValueError("BlockSquare: no block has paths")
+        blk_d = np.array([d for d, _ in self.blocks], dtype=np.int64)
+        blk_k = np.array([k for _, k in self.blocks], dtype=np.int64)
+        h_row0 = np.concatenate([[0], np.cumsum(blk_d)[:-1]]).astype(np.int64)
+        wp = np.array([W.data_ptr() if k else 0 for (_, k), W in zip(self.blocks, weights)], dtype=np.int64)
+        return c_out, blk_d, blk_k, h_row0, wp
+
+    def backward_linear(self, dH: torch.Tensor, weights, gpower, X: torch.Tensor, ys) -> torch.Tensor:
+        """Training: the gradient with respect to ``X`` of ``power`` and of every block's
+        ``y_b @ W_b`` (:meth:`forward`'s outputs times ``weights``), from ``dH [sum_b d_b, B,
+        C_out]`` (that product's gradient, stacked as :meth:`forward_linear`'s ``H``) and
+        ``gpower [B]`` (or None) -> ``dX [D_in, B, C]``. ``ys``: :meth:`forward`'s outputs.
+
+        ``dy_b = dH_b @ W_b^T``, the width of the square's output, is made chunk by chunk in the
+        cache and consumed there by the kernel's backward instead of going through memory."""
+        B = self._check_input(X)
+        gemm = blas_gemm(self.dtype)
+        if gemm is None:
+            raise RuntimeError("BlockSquare.backward_linear needs torch's MKL gemm (see runs_linear)")
+        c_out, blk_d, blk_k, h_row0, wp = self._linear_args(weights)
+        if tuple(dH.shape) != (int(blk_d.sum()), B, c_out) or dH.dtype != self.dtype:
+            raise ValueError(f"BlockSquare.backward_linear: dH {tuple(dH.shape)} {dH.dtype}, expected "
+                             f"{(int(blk_d.sum()), B, c_out)} {self.dtype}")
+        dH = dH.contiguous()
+        dX = buffer_pool.take((self.d_in, B, self.C), self.dtype)
+        if B == 0:
+            return dX.zero_()
+        x_off, x_ld, y_off, y_ld = self._layout(B)
+        xa = x_off + X.data_ptr()
+        dxa = x_off + dX.data_ptr()
+        if gpower is not None:
+            gpower = gpower.to(self.dtype).contiguous()
+            ya = self._y_addresses(ys, y_off)
+            yp, yl, gam, gp = ya.ctypes.data, y_ld.ctypes.data, _ptr(self.gam), _ptr(gpower)
+        else:
+            yp = yl = gam = gp = None
+        es = dX.element_size()
+        chunk = max(1, LINEAR_BACKWARD_CHUNK_BYTES // (self.d_out * self.C * es))
+        lib = _get_lib()
+        fn = lib.holovae_cg_linear_backward_f32 if self.dtype == torch.float32 else lib.holovae_cg_linear_backward_f64
+        rc = fn(dH.data_ptr(), h_row0.ctypes.data, c_out, wp.ctypes.data, len(self.blocks),
+                blk_d.ctypes.data, blk_k.ctypes.data, yp, yl, gam, gp, xa.ctypes.data, x_ld.ctypes.data,
+                self.d_in, B * self.C, self.C, _ptr(self.row), _ptr(self.i), _ptr(self.j), self.idx64,
+                _ptr(self.val), self.nnz, dxa.ctypes.data, chunk, *gemm, torch.get_num_threads())
+        if rc != 0:
+            _raise(rc, "BlockSquare.backward_linear")
+        return dX
 
     def backward(self, gys, gpower, X: torch.Tensor, ys) -> torch.Tensor:
         """Gradient of :meth:`forward` with respect to its input -> ``dX [D_in, B, C]``.

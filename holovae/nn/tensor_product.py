@@ -204,12 +204,19 @@ class ChannelwiseTensorProduct(torch.nn.Module):
         (2l3+1), B, C_out]``, ``y_l3 @ W`` stacked, ``power [B]``) with no autograd and the square's
         output never written to memory (:meth:`holovae.nn.fused_cg.BlockSquare.forward_linear`),
         or ``None`` where that kernel does not run: then use :meth:`square_with_power`."""
+        op = self.linear_op(X)
+        if op is None:
+            return None
+        return op.forward_linear(X.contiguous(), [w.to(X.dtype).contiguous() for w in weights])
+
+    def linear_op(self, X: torch.Tensor):
+        """The kernel's :class:`~holovae.nn.fused_cg.BlockSquare` for features like ``X`` (stacked),
+        when it runs with the linear in the same pass (``forward_linear``/``backward_linear``:
+        the fused CPU kernel and torch's MKL gemm), else None."""
         if not self.runs_fused(X):
             return None
         op = self._block_square(X.dtype)
-        if not op.runs_linear():
-            return None
-        return op.forward_linear(X.contiguous(), [w.to(X.dtype).contiguous() for w in weights])
+        return op if op.runs_linear() else None
 
     def runs_fused(self, t: torch.Tensor) -> bool:
         """Whether features like ``t`` (device, dtype) go through the fused CPU kernel."""

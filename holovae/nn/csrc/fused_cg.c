@@ -47,7 +47,9 @@
  *
  * holovae_cg_linear_forward_* (inference) multiplies each output block by a weight matrix
  * in the same pass, chunk by chunk of samples, calling the BLAS gemm it is handed from the
- * kernel's threads, so the square's output stays in the cache (see DEFINE_LINEAR).
+ * kernel's threads, so the square's output stays in the cache (see DEFINE_LINEAR);
+ * holovae_cg_linear_backward_* makes the output gradients from the weights' side the same way
+ * and runs the backward on them in the cache (DEFINE_LINEAR_BW).
  *
  * Return codes: 0 ok, -1 index out of range, -2 out of memory, -3 bad argument.
  */
@@ -943,10 +945,128 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
     return rc;                                                                              \
 }
 
+
+/*
+ * The backward of holovae_cg_linear_forward's computation for training:
+ *   dX = CG backward of (dY_b + gam[o] * gpow[s] * Y_b[o, s, :]),  dY_b = dH_b @ W_b^T,
+ * dH [*, B, c_out] stacked like H.  The output gradients dY (the width of the square's
+ * output) are made chunk by chunk in a thread-local buffer by one gemm per block and consumed
+ * there by the pair-grouped backward, instead of being written to memory by a matmul and read
+ * back by the kernel.  Y (the forward's square, for the signal power's gradient; yrows NULL:
+ * none) and X are read through row maps; dX is written through xrows' layout at dxrows.
+ */
+#define DEFINE_LINEAR_BW(T, SFX, TL)                                                        \
+int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t c_out,     \
+                                     const void *const *w, int64_t nblk,                    \
+                                     const int64_t *blk_d, const int64_t *blk_k,            \
+                                     const void *const *yrows, const int64_t *yld,          \
+                                     const T *gam, const T *gpow,                           \
+                                     const void *const *xrows, const int64_t *xld,          \
+                                     int64_t d_in, int64_t N, int64_t C,                    \
+                                     const void *row, const void *ii, const void *jj,       \
+                                     int idx64, const T *val, int64_t nnz,                  \
+                                     const void *const *dxrows, int64_t chunk, void *gemm,  \
+                                     void *gemm_threads, int nthreads)                      \
+{                                                                                           \
+    if (N < 0 || C < 1 || N % C != 0 || !gemm || chunk < 1 || c_out < 1 || c_out > INT32_MAX \
+        || nblk < 1 || (yrows && (!gam || !gpow || !yld)))                                  \
+        return -3;                                                                          \
+    int64_t d_out = 0, h_rows = 0;                                                          \
+    for (int64_t b = 0; b < nblk; ++b) {                                                    \
+        if (blk_d[b] < 1 || blk_k[b] < 0 || (blk_k[b] > 0 && !w[b])) return -3;            \
+        if (blk_d[b] * chunk > INT32_MAX || blk_k[b] * C > INT32_MAX) return -3;            \
+        d_out += blk_d[b] * blk_k[b];                                                       \
+        if (blk_d[b] > h_rows) h_rows = blk_d[b];                                           \
+    }                                                                                       \
+    const int64_t nb = N / C;                                                               \
+    if (nb == 0) return 0;                                                                  \
+    if (d_out == 0) return -3;                                                              \
+    if (nthreads > 1 && chunk > (nb + nthreads - 1) / nthreads)                             \
+        chunk = (nb + nthreads - 1) / nthreads;                                             \
+    if (chunk > nb) chunk = nb;                                                             \
+    centry_t *c;                                                                            \
+    int rc = cache_get(&c, 1, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
+                       (int64_t)TL * (int64_t)sizeof(T));                                   \
+    if (rc) return rc;                                                                      \
+    const plan_t *pl = &c->plan;                                                            \
+    const map_t mx = {xrows, xld, is_flat(xld, d_in, C)};                                   \
+    const map_t mdx = {dxrows, xld, mx.flat};                                               \
+    const int64_t nchunks = (nb + chunk - 1) / chunk;                                       \
+    const int nt = clamp_threads(nthreads, nchunks);                                        \
+    const size_t s_h = round_up((size_t)h_rows * (size_t)chunk * (size_t)c_out * sizeof(T)); \
+    const size_t s_t = round_up((size_t)d_out * (size_t)C * (size_t)chunk * sizeof(T));     \
+    const size_t s_a = round_up((size_t)d_out * TL * sizeof(T));                            \
+    const size_t s_b = round_up((size_t)d_in * TL * sizeof(T));                             \
+    const size_t s_r = round_up((size_t)d_out * sizeof(void *));                            \
+    const size_t s_l = round_up((size_t)d_out * sizeof(int64_t));                           \
+    const T one = 1, zero = 0;                                                              \
+    _Pragma("omp parallel num_threads(nt)")                                                 \
+    {                                                                                       \
+        char *base = scratch(s_h + s_t + s_a + 2 * s_b + 2 * s_r + s_l);                    \
+        T *bufH = (T *)base, *bufT = (T *)(base + s_h), *bufA = (T *)(base + s_h + s_t);    \
+        T *bufB = (T *)(base + s_h + s_t + s_a), *bufD = (T *)(base + s_h + s_t + s_a + s_b); \
+        const void **trows = (const void **)(base + s_h + s_t + s_a + 2 * s_b);             \
+        const void **ylocal = (const void **)(base + s_h + s_t + s_a + 2 * s_b + s_r);      \
+        int64_t *tld = (int64_t *)(base + s_h + s_t + s_a + 2 * s_b + 2 * s_r);             \
+        const int prev = gemm_threads ? ((int (*)(int))gemm_threads)(1) : 0;                \
+        seg_t sg[TL + 1], sl[TL + 1];                                                       \
+        if (!base) {                                                                        \
+            _Pragma("omp atomic write")                                                     \
+            rc = -2;                                                                        \
+        }                                                                                   \
+        _Pragma("omp for schedule(dynamic, 1)")                                             \
+        for (int64_t ch = 0; ch < nchunks; ++ch) {                                          \
+            if (!base) continue;                                                            \
+            const int64_t b0 = ch * chunk;                                                  \
+            const int64_t ns_ = (nb - b0) < chunk ? (nb - b0) : chunk;                      \
+            const int64_t n_end = (b0 + ns_) * C;                                           \
+            T *tb = bufT;                                                                   \
+            for (int64_t b = 0, o = 0; b < nblk; ++b) {                                     \
+                const int64_t d = blk_d[b], kb = blk_k[b], K = kb * C;                      \
+                if (kb == 0) continue;                                                      \
+                const T *h0 = dH + (h_row0[b] * nb + b0) * c_out;                           \
+                for (int64_t m = 0; m < d; ++m)                                             \
+                    copy_##SFX(bufH + m * ns_ * c_out, h0 + m * nb * c_out, ns_ * c_out);   \
+                const int gm = (int)K, gn = (int)(d * ns_), gk = (int)c_out;                \
+                ((gemm_##SFX##_t)gemm)("T", "N", &gm, &gn, &gk, &one, (const T *)w[b], &gk, \
+                                       bufH, &gk, &zero, tb, &gm);                          \
+                for (int64_t m = 0; m < d; ++m)                                             \
+                    for (int64_t p = 0; p < kb; ++p, ++o) {                                 \
+                        trows[o] = tb + m * ns_ * K + p * C;                                \
+                        tld[o] = K;                                                         \
+                        if (yrows)                                                          \
+                            ylocal[o] = (const char *)yrows[o] + b0 * yld[o] * (int64_t)sizeof(T); \
+                    }                                                                       \
+                tb += d * ns_ * K;                                                          \
+            }                                                                               \
+            const map_t mt = {trows, tld, 0}, my = {ylocal, yld, 0};                        \
+            for (int64_t n0 = b0 * C; n0 < n_end; n0 += TL) {                               \
+                const int64_t wd = (n_end - n0) < TL ? (n_end - n0) : TL;                   \
+                const int ns = make_segs(sg, n0, wd, C);                                    \
+                for (int k = 0; k < ns; ++k) { sl[k] = sg[k]; sl[k].b -= b0; }              \
+                pack_##SFX(bufB, &mx, d_in, sg, ns, wd, NULL, NULL, NULL);                  \
+                pack_##SFX(bufA, &mt, d_out, sl, ns, wd, yrows ? &my : NULL, gam,           \
+                           gpow ? gpow + b0 : NULL);                                        \
+                if (pl->kind == 1)                                                          \
+                    tilebw_##SFX(pl, (const char *)bufA, (const char *)bufB, bufD, d_in, &mdx, \
+                                 sg, ns, wd);                                               \
+                else                                                                        \
+                    tile_##SFX(pl, (const char *)bufA, (const char *)bufB, &mdx, sg, ns, wd, 0, \
+                               NULL, NULL, 0, pl->n_out);                                   \
+            }                                                                               \
+        }                                                                                   \
+        if (gemm_threads) ((int (*)(int))gemm_threads)(prev);                               \
+    }                                                                                       \
+    cache_release(c);                                                                       \
+    return rc;                                                                              \
+}
+
 DEFINE_KERNELS(float, f32, TILE_F32)
 DEFINE_KERNELS(double, f64, TILE_F64)
 DEFINE_LINEAR(float, f32, TILE_F32)
 DEFINE_LINEAR(double, f64, TILE_F64)
+DEFINE_LINEAR_BW(float, f32, TILE_F32)
+DEFINE_LINEAR_BW(double, f64, TILE_F64)
 
 int holovae_cg_tile_f32(void) { return TILE_F32; }
 int holovae_cg_tile_f64(void) { return TILE_F64; }
