@@ -159,3 +159,40 @@ def test_model_inference_in_one_pass_equals_the_reference_algorithm(channels, de
     assert len(calls) == sum(isinstance(m, CGBlock) for m in fused.modules()) == 2 * len(channels)
     for k in ("z_mean", "z_log_var", "frame", "x_rec"):
         torch.testing.assert_close(out[k], out_ref[k], rtol=1e-9, atol=1e-11)
+
+
+def test_batch_norm_kernel_float32_and_any_thread_count(monkeypatch):
+    """The stacked batch norm's C passes in float32 against its torch form (HOLOVAE_NO_FUSED),
+    and the same bits on 1 and 2 threads (rows are split over threads, never a sum)."""
+    from holovae.nn import batch_norm_kernel
+    from holovae.nn.norms import SO3BatchNorm
+    monkeypatch.delenv("HOLOVAE_NO_FUSED", raising=False)
+    if not batch_norm_kernel.runs(torch.zeros(1, 1, 1)):
+        pytest.skip("batch-norm kernel not built (no gcc)")
+    torch.manual_seed(0)
+    channels = {l: 7 for l in range(4)}
+    X = (torch.randn(16, 33, 7) + 2.0).requires_grad_()
+    g = torch.randn(16, 33, 7)
+
+    def run(threads, fused):
+        if fused:
+            monkeypatch.delenv("HOLOVAE_NO_FUSED", raising=False)
+        else:
+            monkeypatch.setenv("HOLOVAE_NO_FUSED", "1")
+        torch.manual_seed(1)
+        bn = SO3BatchNorm(channels)
+        with torch.no_grad():
+            for p in bn.parameters():
+                p.uniform_(0.5, 1.5)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            out = bn.stacked(X)
+            grads = torch.autograd.grad((out * g).sum(), [X, *bn.parameters()])
+        finally:
+            torch.set_num_threads(before)
+        return [out.detach(), *grads, *bn.buffers()]
+    one, two, ref = run(1, True), run(2, True), run(2, False)
+    for a, b, c in zip(one, two, ref):
+        assert torch.equal(a, b)
+        torch.testing.assert_close(a, c, rtol=2e-5, atol=2e-5)

@@ -7,6 +7,7 @@ import torch
 
 from .. import distributed as _dist
 from ..so3.irreps import Features
+from . import batch_norm_kernel as bn_kernel
 
 
 class SO3BatchNorm(torch.nn.Module):
@@ -175,8 +176,9 @@ class _StackedBatchNorm(torch.autograd.Function):
     def forward(ctx, meta, X, W, bias):
         owner, sizes, has0, eps, stats = meta
         C = X.shape[2]
+        kernel = bn_kernel.runs(X)
         if stats is None:
-            row_sq = X.pow(2).mean(dim=1)                                   # [D, C]
+            row_sq = bn_kernel.sq_sums(X) / X.shape[1] if kernel else X.pow(2).mean(dim=1)   # [D, C]
             mean = None
             if has0:
                 mean = X[0].mean(dim=0)                                     # [C]
@@ -187,9 +189,12 @@ class _StackedBatchNorm(torch.autograd.Function):
             mean, var = stats
         r = torch.rsqrt(var + eps)                                          # [L, C]
         a_rows = (r * W).index_select(0, owner)                             # [D, C]
-        out = X * a_rows[:, None, :]
-        if has0:
-            out[0] += bias - mean * a_rows[0]
+        if kernel:
+            out = bn_kernel.scale(X, a_rows, bias - mean * a_rows[0] if has0 else None)
+        else:
+            out = X * a_rows[:, None, :]
+            if has0:
+                out[0] += bias - mean * a_rows[0]
         ctx.meta = (owner, sizes, has0, stats is None)
         ctx.save_for_backward(X, W, r, a_rows, mean if has0 else None)
         if mean is not None:
@@ -204,6 +209,8 @@ class _StackedBatchNorm(torch.autograd.Function):
         owner, sizes, has0, batch_stats = ctx.meta
         X, W, r, a_rows, mean = ctx.saved_tensors
         B = X.shape[1]
+        if bn_kernel.runs(X):
+            return _StackedBatchNorm._backward_kernel(g, X, W, r, a_rows, mean, owner, sizes, has0, batch_stats)
         xhat = X * r.index_select(0, owner)[:, None, :]
         if has0:
             xhat[0] = (X[0] - mean) * r[0]
@@ -219,6 +226,25 @@ class _StackedBatchNorm(torch.autograd.Function):
         if has0:
             dX[0] -= a_rows[0] * g[0].mean(dim=0)
         return None, dX, d_W, d_bias
+
+    @staticmethod
+    def _backward_kernel(g, X, W, r, a_rows, mean, owner, sizes, has0, batch_stats):
+        # the same algebra without xhat = X * r (degree 0: (X - mean) * r): two passes
+        B = X.shape[1]
+        r_rows = r.index_select(0, owner)                                   # [D, C]
+        gX, g0_sum = bn_kernel.grad_sums(g, X)                              # sum_b g X, sum_b g[0]
+        gx = gX * r_rows                                                    # sum_b g xhat
+        if has0:
+            gx[0] = (gX[0] - mean * g0_sum) * r[0]
+        G = torch.zeros_like(W).index_add_(0, owner, gx)                   # [L, C]: sum over (m, b)
+        d_bias = g0_sum if has0 else None
+        if not batch_stats:   # evaluation: a fixed affine map
+            return None, bn_kernel.scale(g, a_rows), G, d_bias
+        n = torch.tensor(sizes, dtype=X.dtype, device=X.device)[:, None] * B
+        k = a_rows * r_rows * (G / n).index_select(0, owner)               # a r coef
+        # dX = a (g - xhat coef) [- a mean_b g on degree 0] = a g - k X [+ k mean - a mean_b g]
+        corr0 = k[0] * mean - a_rows[0] * (g0_sum / B) if has0 else None
+        return None, bn_kernel.grad_scale(g, X, a_rows, k, corr0), G, d_bias
 
 
 class SignalNorm(torch.nn.Module):
