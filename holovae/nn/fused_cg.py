@@ -484,34 +484,18 @@ class BlockSquare:
         output (~10x the width of ``H``) is never written to memory (``csrc/fused_cg.c``).
         """
         B = self._check_input(X)
-        if len(weights) != len(self.blocks):
-            raise ValueError(f"BlockSquare.forward_linear: {len(weights)} weights for {len(self.blocks)} blocks")
         gemm = blas_gemm(self.dtype)
         if gemm is None:
             raise RuntimeError("BlockSquare.forward_linear needs torch's MKL gemm (see runs_linear)")
-        c_out = None
-        for (d, k), W in zip(self.blocks, weights):
-            if k == 0:
-                continue
-            c_out = W.shape[-1] if c_out is None else c_out
-            if W.dim() != 2 or tuple(W.shape) != (k * self.C, c_out) or W.dtype != self.dtype \
-                    or W.device.type != "cpu" or not W.is_contiguous():
-                raise ValueError(f"BlockSquare.forward_linear: weight {tuple(W.shape)} {W.dtype} for a block "
-                                 f"of {k} paths x {self.C} channels; need a contiguous CPU {self.dtype} "
-                                 f"[{k * self.C}, C_out] (C_out equal for all blocks)")
-        if c_out is None:
-            raise ValueError("BlockSquare.forward_linear: no block has paths")
-        np = self._np
-        H = buffer_pool.take((sum(d for d, _ in self.blocks), B, c_out), self.dtype)
+        c_out, blk_d, blk_k, h_row0, wp = self._linear_args(weights)
+        H = buffer_pool.take((int(blk_d.sum()), B, c_out), self.dtype)
         power = torch.empty(B, dtype=self.dtype)
         if B == 0 or c_out == 0:
-            return H.zero_(), power.zero_()
+            if c_out == 0 and B:
+                power = self.forward(X)[1]
+            return H.zero_(), power.zero_() if B == 0 else power
         x_off, x_ld, _, _ = self._layout(B)
         xa = x_off + X.data_ptr()
-        blk_d = np.array([d for d, _ in self.blocks], dtype=np.int64)
-        blk_k = np.array([k for _, k in self.blocks], dtype=np.int64)
-        h_row0 = np.concatenate([[0], np.cumsum(blk_d)[:-1]]).astype(np.int64)
-        wp = np.array([W.data_ptr() if k else 0 for (_, k), W in zip(self.blocks, weights)], dtype=np.int64)
         es = H.element_size()
         widest = max(d * k * self.C * es for d, k in self.blocks)
         chunk = max(1, LINEAR_CHUNK_BYTES // widest)
@@ -564,6 +548,8 @@ class BlockSquare:
         if tuple(dH.shape) != (int(blk_d.sum()), B, c_out) or dH.dtype != self.dtype:
             raise ValueError(f"BlockSquare.backward_linear: dH {tuple(dH.shape)} {dH.dtype}, expected "
                              f"{(int(blk_d.sum()), B, c_out)} {self.dtype}")
+        if c_out == 0:   # nothing for the kernel's gemm: the power's gradient alone
+            return self.backward([None] * len(self.blocks), gpower, X, ys)
         dH = dH.contiguous()
         dX = buffer_pool.take((self.d_in, B, self.C), self.dtype)
         if B == 0:
