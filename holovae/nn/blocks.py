@@ -89,7 +89,11 @@ class CGBlock(torch.nn.Module):
         operations: the batch norm on the stacked degrees, the kernel's per-degree outputs of the nonzero paths with the signal
         power summed in the same pass (the identically zero (l, l) -> odd l3 paths are skipped,
         and with them their weight rows), one matmul per output degree, then the signal norm's
-        scale and bias applied to all output degrees at once, and the skip added in place."""
+        scale and bias applied to all output degrees at once, and the skip added in place.
+        Where torch's MKL gemm can be called from the kernel, the matmuls run inside it chunk by
+        chunk: without autograd the square's output never leaves the cache; in training its
+        gradient does not (:meth:`holovae.nn.fused_cg.BlockSquare.forward_linear`,
+        ``backward_linear``)."""
         norm, linear, tp = self.norm, self.linear, self.tp
         if self.bn is not None:
             X = self.bn.stacked(X)
@@ -97,17 +101,17 @@ class CGBlock(torch.nn.Module):
         weights = [linear.weights[str(l)] for l in degrees]
         if skip is not None and (degrees[0] != 0 or tp.degrees_in[0] != 0):
             raise ValueError("forward_stacked: a skip needs degrees from 0 in and out")
-        if not torch.is_grad_enabled() and list(tp.paths_by_l3) == degrees:
+        rows = [self._nonzero_rows.get(l) for l in degrees]
+        one_pass = list(tp.paths_by_l3) == degrees   # the kernel's blocks are the linear's degrees
+        if not torch.is_grad_enabled() and one_pass:
             # inference: the square and the linear in one pass, the square's output kept in cache
-            kept = [W if self._nonzero_rows.get(l) is None else W.index_select(0, self._nonzero_rows[l])
-                    for l, W in zip(degrees, weights)]
-            products = tp.square_times_weights(X, kept)
+            products = tp.square_times_weights(X, [W if r is None else W.index_select(0, r)
+                                                   for W, r in zip(weights, rows)])
             if products is not None:
                 H, power = products
                 return cg_block_tail_inference(H, power, weights[0] if degrees[0] == 0 else None, norm.weight,
                                                norm.bias, norm.eps, self._output_degree_rows, skip=skip)
-        rows = [self._nonzero_rows.get(l) for l in degrees]
-        op = tp.linear_op(X) if list(tp.paths_by_l3) == degrees else None
+        op = tp.linear_op(X) if one_pass else None
         if op is not None:   # training: the square's output gradients made and used in the cache
             return cg_block_square_tail(op, X, weights, rows, degrees, norm.weight, norm.bias, norm.eps,
                                         self._output_degree_rows, skip=skip)
