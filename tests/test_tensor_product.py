@@ -182,14 +182,36 @@ def _runs_linear():
 
 needs_linear = pytest.mark.skipif(not _runs_linear(), reason="fused CG kernel or torch's MKL gemm missing")
 
-
-@needs_linear
-@pytest.mark.parametrize("L,L_out,C,B,c_out,chunk_bytes", [
+# (L, L_out, C, B, C_out, chunk bytes or None for the default)
+LINEAR_CASES = [
     (6, 6, 50, 13, 7, None),            # C = 50: the chunk's 48-wide column tiles straddle samples
     (10, 10, 16, 9, 16, None),
-    (4, 2, 7, 29, 5, 2048),              # many chunks of 2 samples, the last one ragged
+    (4, 2, 7, 29, 5, 2048),              # many chunks of one or two samples, the last one ragged
     (3, 4, 1, 1, 3, None),               # one channel, one sample
-])
+]
+
+
+def _linear_case(L, L_out, C, B, c_out, seed):
+    """A fused tensor product, float64 features (requiring grad) and random weights per degree."""
+    tp = ChannelwiseTensorProduct(C, tuple(range(L + 1)), L_out, implementation="fused")
+    x = _features(L, C, B, torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(C * len(tp.nonzero_paths[l]), c_out, generator=g, dtype=torch.float64)
+               for l in tp.paths_by_l3]
+    return tp, x, weights, g
+
+
+def _on_threads(threads, fn):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_linear
+@pytest.mark.parametrize("L,L_out,C,B,c_out,chunk_bytes", LINEAR_CASES)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_square_times_weights_equals_the_reference_square_then_matmul(L, L_out, C, B, c_out, chunk_bytes,
                                                                       threads, monkeypatch):
@@ -198,18 +220,9 @@ def test_square_times_weights_equals_the_reference_square_then_matmul(L, L_out, 
     from holovae.nn import fused_cg
     if chunk_bytes:
         monkeypatch.setattr(fused_cg, "LINEAR_CHUNK_BYTES", chunk_bytes)
-    tp = ChannelwiseTensorProduct(C, tuple(range(L + 1)), L_out, implementation="fused")
-    x = _features(L, C, B, torch.float64)
-    g = torch.Generator().manual_seed(1)
-    weights = [torch.randn(C * len(tp.nonzero_paths[l]), c_out, generator=g, dtype=torch.float64)
-               for l in tp.paths_by_l3]
+    tp, x, weights, _ = _linear_case(L, L_out, C, B, c_out, seed=1)
     X = torch.cat([x[l] for l in tp.degrees_in]).detach()
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        H, power = tp.square_times_weights(X, weights)
-    finally:
-        torch.set_num_threads(before)
+    H, power = _on_threads(threads, lambda: tp.square_times_weights(X, weights))
     H_ref, power_ref = _linear_reference(tp, x, weights)
     assert H.shape == (sum(2 * l + 1 for l in tp.paths_by_l3), B, c_out)
     torch.testing.assert_close(H, H_ref.detach(), rtol=1e-10, atol=1e-11)
@@ -242,12 +255,7 @@ def test_square_times_weights_zero_rows_for_a_degree_without_paths_and_bad_weigh
 
 
 @needs_linear
-@pytest.mark.parametrize("L,L_out,C,B,c_out,chunk_bytes", [
-    (6, 6, 50, 13, 7, None),
-    (10, 10, 16, 9, 16, None),
-    (4, 2, 7, 29, 5, 2048),              # many chunks of 1 sample
-    (3, 4, 1, 1, 3, None),
-])
+@pytest.mark.parametrize("L,L_out,C,B,c_out,chunk_bytes", LINEAR_CASES)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("with_power", [True, False])
 def test_backward_linear_equals_autograd_of_the_reference_square_then_matmul(L, L_out, C, B, c_out, chunk_bytes,
@@ -258,11 +266,7 @@ def test_backward_linear_equals_autograd_of_the_reference_square_then_matmul(L, 
     from holovae.nn import fused_cg
     if chunk_bytes:
         monkeypatch.setattr(fused_cg, "LINEAR_BACKWARD_CHUNK_BYTES", chunk_bytes)
-    tp = ChannelwiseTensorProduct(C, tuple(range(L + 1)), L_out, implementation="fused")
-    x = _features(L, C, B, torch.float64)
-    g = torch.Generator().manual_seed(2)
-    weights = [torch.randn(C * len(tp.nonzero_paths[l]), c_out, generator=g, dtype=torch.float64)
-               for l in tp.paths_by_l3]
+    tp, x, weights, g = _linear_case(L, L_out, C, B, c_out, seed=2)
     H_ref, power_ref = _linear_reference(tp, x, weights)
     dH = torch.randn(H_ref.shape, generator=g, dtype=torch.float64)
     gp = torch.randn(B, generator=g, dtype=torch.float64) if with_power else None
@@ -271,12 +275,7 @@ def test_backward_linear_equals_autograd_of_the_reference_square_then_matmul(L, 
     X = torch.cat([v.detach() for v in x.values()])
     op = tp.linear_op(X)
     ys, _ = op.forward(X)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        dX = op.backward_linear(dH, weights, gp, X, ys)
-    finally:
-        torch.set_num_threads(before)
+    dX = _on_threads(threads, lambda: op.backward_linear(dH, weights, gp, X, ys))
     torch.testing.assert_close(dX, torch.cat(grads_ref), rtol=1e-10, atol=1e-11)
     X32 = X.float()
     ys32, _ = tp.linear_op(X32).forward(X32)

@@ -825,6 +825,30 @@ static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
  * by a multi-threaded gemm) become none, and the gemms run on cache-resident operands.
  * Blocks with k_b == 0 give zero rows.  W_b: [k_b*C, c_out] row-major; H [*, B, c_out].
  */
+/* The output blocks of the linear entry points (b: d_b rows of k_b paths, weight w[b] where
+ * k_b > 0): checks them against the chunk; sets the square's rows d_out, the widest block's
+ * rows * channels t_max and the most rows of one degree d_max; then cuts the chunk so that
+ * every thread gets work (nb > 0 samples).  0 ok, -3 bad argument. */
+static int linear_blocks(int64_t nblk, const int64_t *blk_d, const int64_t *blk_k,
+                         const void *const *w, int64_t C, int64_t nb, int nthreads,
+                         int64_t *chunk, int64_t *d_out, int64_t *t_max, int64_t *d_max)
+{
+    *d_out = *t_max = *d_max = 0;
+    for (int64_t b = 0; b < nblk; ++b) {
+        if (blk_d[b] < 1 || blk_k[b] < 0 || (blk_k[b] > 0 && !w[b])) return -3;
+        if (blk_d[b] * *chunk > INT32_MAX || blk_k[b] * C > INT32_MAX) return -3;
+        *d_out += blk_d[b] * blk_k[b];
+        if (blk_d[b] * blk_k[b] * C > *t_max) *t_max = blk_d[b] * blk_k[b] * C;
+        if (blk_d[b] > *d_max) *d_max = blk_d[b];
+    }
+    if (nb == 0) return 0;
+    if (*d_out == 0) return -3;
+    if (nthreads > 1 && *chunk > (nb + nthreads - 1) / nthreads)   /* work for every thread */
+        *chunk = (nb + nthreads - 1) / nthreads;
+    if (*chunk > nb) *chunk = nb;
+    return 0;
+}
+
 #define DEFINE_LINEAR(T, SFX, TL)                                                           \
 int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld,           \
                                     int64_t d_in, int64_t N, int64_t C,                     \
@@ -839,22 +863,12 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
     if (N < 0 || C < 1 || N % C != 0 || !pw || !power || !gemm || chunk < 1 || c_out < 1    \
         || c_out > INT32_MAX || nblk < 1)                                                   \
         return -3;                                                                          \
-    int64_t d_out = 0, t_rows = 0, y_rows = 0;                                              \
-    for (int64_t b = 0; b < nblk; ++b) {                                                    \
-        if (blk_d[b] < 1 || blk_k[b] < 0 || (blk_k[b] > 0 && !w[b])) return -3;            \
-        if (blk_d[b] * chunk > INT32_MAX || blk_k[b] * C > INT32_MAX) return -3;            \
-        d_out += blk_d[b] * blk_k[b];                                                       \
-        if (blk_d[b] * blk_k[b] * C > t_rows) t_rows = blk_d[b] * blk_k[b] * C;             \
-        if (blk_d[b] > y_rows) y_rows = blk_d[b];                                           \
-    }                                                                                       \
     const int64_t nb = N / C;                                                               \
-    if (nb == 0) return 0;                                                                  \
-    if (d_out == 0) return -3;                                                              \
-    if (nthreads > 1 && chunk > (nb + nthreads - 1) / nthreads)   /* work for every thread */ \
-        chunk = (nb + nthreads - 1) / nthreads;                                             \
-    if (chunk > nb) chunk = nb;                                                             \
+    int64_t d_out, t_rows, y_rows;                                                          \
+    int rc = linear_blocks(nblk, blk_d, blk_k, w, C, nb, nthreads, &chunk, &d_out, &t_rows, &y_rows); \
+    if (rc || nb == 0) return rc;                                                           \
     centry_t *c;                                                                            \
-    int rc = cache_get(&c, 0, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
+    rc = cache_get(&c, 0, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
                        (int64_t)TL * (int64_t)sizeof(T));                                   \
     if (rc) return rc;                                                                      \
     const plan_t *pl = &c->plan;                                                            \
@@ -971,21 +985,13 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
     if (N < 0 || C < 1 || N % C != 0 || !gemm || chunk < 1 || c_out < 1 || c_out > INT32_MAX \
         || nblk < 1 || (yrows && (!gam || !gpow || !yld)))                                  \
         return -3;                                                                          \
-    int64_t d_out = 0, h_rows = 0;                                                          \
-    for (int64_t b = 0; b < nblk; ++b) {                                                    \
-        if (blk_d[b] < 1 || blk_k[b] < 0 || (blk_k[b] > 0 && !w[b])) return -3;            \
-        if (blk_d[b] * chunk > INT32_MAX || blk_k[b] * C > INT32_MAX) return -3;            \
-        d_out += blk_d[b] * blk_k[b];                                                       \
-        if (blk_d[b] > h_rows) h_rows = blk_d[b];                                           \
-    }                                                                                       \
     const int64_t nb = N / C;                                                               \
-    if (nb == 0) return 0;                                                                  \
-    if (d_out == 0) return -3;                                                              \
-    if (nthreads > 1 && chunk > (nb + nthreads - 1) / nthreads)                             \
-        chunk = (nb + nthreads - 1) / nthreads;                                             \
-    if (chunk > nb) chunk = nb;                                                             \
+    int64_t d_out, t_max, h_rows;                                                           \
+    int rc = linear_blocks(nblk, blk_d, blk_k, w, C, nb, nthreads, &chunk, &d_out, &t_max, &h_rows); \
+    if (rc || nb == 0) return rc;                                                           \
+    (void)t_max;                                                                            \
     centry_t *c;                                                                            \
-    int rc = cache_get(&c, 1, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
+    rc = cache_get(&c, 1, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
                        (int64_t)TL * (int64_t)sizeof(T));                                   \
     if (rc) return rc;                                                                      \
     const plan_t *pl = &c->plan;                                                            \
