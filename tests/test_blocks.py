@@ -96,13 +96,17 @@ def test_stacked_batch_norm_equals_the_per_degree_one(degrees):
 @pytest.mark.skipif(not fused_kernel_available(), reason="fused CG kernel not built (no gcc)")
 @pytest.mark.parametrize("channels,degrees,initial", [([6, 6, 8, 5], [3, 3, 2, 1], None),
                                                       ([5, 7, 7], [4, 2, 1], 6)])
-def test_model_passing_stacked_features_equals_the_reference_algorithm(channels, degrees, initial):
+def test_model_passing_stacked_features_equals_the_reference_algorithm(channels, degrees, initial, monkeypatch):
     """Runs of fused blocks hand their features on stacked, with the skip connection added inside
     the block (channels widen and narrow between blocks here: the skip is zero-padded and
     truncated); against the per-degree reference path (the authors' algorithm), float64, in
-    training mode: every output and the gradient of every parameter."""
+    training mode: every output and the gradient of every parameter. Chunks of one sample, so
+    that each kernel thread sums the weights' gradients over several chunks."""
     from holovae.models import HVAE, HVAEConfig
+    from holovae.nn import fused_cg
     from holovae.so3 import irreps_from_channels
+    monkeypatch.setattr(fused_cg, "LINEAR_CHUNK_BYTES", 1)
+    monkeypatch.setattr(fused_cg, "LINEAR_BACKWARD_CHUNK_BYTES", 1)
     data = [initial or channels[0]] * 5 if initial is None else [3, 4, 4, 2, 2]
     cfg = dict(irreps_in=str(irreps_from_channels(data)), latent_dim=4, channels=channels, degrees=degrees,
                initial_channels=initial, vae=False)

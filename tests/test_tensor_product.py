@@ -230,6 +230,14 @@ def test_square_times_weights_equals_the_reference_square_then_matmul(L, L_out, 
     H32, p32 = tp.square_times_weights(X.float(), [w.float() for w in weights])
     torch.testing.assert_close(H32.double(), H_ref.detach(), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(p32.double(), power_ref.detach(), rtol=1e-5, atol=1e-6)
+    # training's form keeps the square for the backward: the same H and power, and the square
+    # equal to the plain kernel's outputs
+    op = tp.linear_op(X)
+    H_kept, power_kept, ys = _on_threads(threads, lambda: op.forward_linear(X, weights, keep_square=True))
+    torch.testing.assert_close(H_kept, H_ref.detach(), rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(power_kept, power_ref.detach(), rtol=1e-10, atol=1e-12)
+    for y, y_ref in zip(ys, op.forward(X)[0]):
+        torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-13)
 
 
 @needs_linear
@@ -260,25 +268,35 @@ def test_square_times_weights_zero_rows_for_a_degree_without_paths_and_bad_weigh
 @pytest.mark.parametrize("with_power", [True, False])
 def test_backward_linear_equals_autograd_of_the_reference_square_then_matmul(L, L_out, C, B, c_out, chunk_bytes,
                                                                              threads, with_power, monkeypatch):
-    """Training's backward with the square's output gradients made in the cache: the gradient
-    in X of <dH, y @ W> (+ <gpower, power>) against autograd through the per-path reference
-    square and a matmul, float64 (and float32 loosely)."""
+    """Training's backward with the square's output gradients made in the cache: the gradients
+    in X and in the weights of <dH, y @ W> (+ <gpower, power>) against autograd through the
+    per-path reference square and a matmul, float64 (and float32 loosely)."""
     from holovae.nn import fused_cg
     if chunk_bytes:
         monkeypatch.setattr(fused_cg, "LINEAR_BACKWARD_CHUNK_BYTES", chunk_bytes)
     tp, x, weights, g = _linear_case(L, L_out, C, B, c_out, seed=2)
-    H_ref, power_ref = _linear_reference(tp, x, weights)
+    weights_ref = [w.clone().requires_grad_() for w in weights]
+    H_ref, power_ref = _linear_reference(tp, x, weights_ref)
     dH = torch.randn(H_ref.shape, generator=g, dtype=torch.float64)
     gp = torch.randn(B, generator=g, dtype=torch.float64) if with_power else None
     loss = (H_ref * dH).sum() + ((power_ref * gp).sum() if with_power else 0)
-    grads_ref = torch.autograd.grad(loss, list(x.values()))
+    grads_ref = torch.autograd.grad(loss, list(x.values()) + weights_ref)
+    dX_ref, dW_ref = torch.cat(grads_ref[:len(x)]), grads_ref[len(x):]
     X = torch.cat([v.detach() for v in x.values()])
     op = tp.linear_op(X)
     ys, _ = op.forward(X)
     dX = _on_threads(threads, lambda: op.backward_linear(dH, weights, gp, X, ys))
-    torch.testing.assert_close(dX, torch.cat(grads_ref), rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(dX, dX_ref, rtol=1e-10, atol=1e-11)
+    # with the weights' gradients, from the square training's forward kept
+    ys_kept = op.forward_linear(X, weights, keep_square=True)[2]
+    dX2, dWs = _on_threads(threads, lambda: op.backward_linear(dH, weights, gp, X, ys_kept, weight_grads=True))
+    torch.testing.assert_close(dX2, dX_ref, rtol=1e-10, atol=1e-11)
+    assert len(dWs) == len(dW_ref)
+    for dW, ref in zip(dWs, dW_ref):
+        assert dW.shape == ref.shape
+        torch.testing.assert_close(dW, ref, rtol=1e-10, atol=1e-11)
     X32 = X.float()
     ys32, _ = tp.linear_op(X32).forward(X32)
     dX32 = tp.linear_op(X32).backward_linear(dH.float(), [w.float() for w in weights],
                                              None if gp is None else gp.float(), X32, ys32)
-    torch.testing.assert_close(dX32.double(), torch.cat(grads_ref), rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(dX32.double(), dX_ref, rtol=1e-3, atol=1e-3)

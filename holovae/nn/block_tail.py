@@ -86,9 +86,10 @@ def _grads_before_linear(g, degrees, weight, bias, s, w_rows, factor, H, W0, own
     return d_power, d_weight, d_bias, dH, g0_sum
 
 
-def _weight_grads(dH, ys, Ws, Wks, rows, sizes, bias, g0_sum, d_ys=None):
+def _weight_grads(dH, ys, Ws, Wks, rows, sizes, bias, g0_sum, d_ys=None, dWks=None):
     """The weights' gradients ``y_l^T dH_l`` (rows of the vanishing paths zero, degree 0's bias
-    term added); where ``d_ys`` is given, also ``dH_l @ W_l[rows_l]^T`` into it."""
+    term added); where ``d_ys`` is given, also ``dH_l @ W_l[rows_l]^T`` into it; where ``dWks``
+    (the products ``y_l^T dH_l`` made elsewhere) is given, those instead of the matmuls."""
     B, c_out = dH.shape[1], dH.shape[2]
     d_Ws, off = [], 0
     for k, (d, y, W, Wk, r) in enumerate(zip(sizes, ys, Ws, Wks, rows)):
@@ -97,7 +98,7 @@ def _weight_grads(dH, ys, Ws, Wks, rows, sizes, bias, g0_sum, d_ys=None):
         if y.shape[-1]:
             if d_ys is not None:
                 torch.mm(dh, Wk.t(), out=d_ys[k].view(d * B, -1))
-            dWk = torch.mm(y.reshape(d * B, -1).t(), dh)
+            dWk = torch.mm(y.reshape(d * B, -1).t(), dh) if dWks is None else dWks[k]
             dW = dWk if r is None else W.new_zeros(W.shape).index_copy_(0, r, dWk)
         else:
             dW = torch.zeros_like(W)
@@ -151,17 +152,21 @@ class _CGBlockTail(torch.autograd.Function):
 
 
 class _CGBlockSquareTail(torch.autograd.Function):
-    """The kernel's square and the tail as one node, for training: the backward hands ``dH``
-    and the weights to :meth:`~holovae.nn.fused_cg.BlockSquare.backward_linear`, which makes the
-    square's output gradients chunk by chunk in the cache, so they are never written out."""
+    """The kernel's square, the linear and the tail as one node, for training. The forward
+    multiplies the square by the weights chunk by chunk in the cache
+    (:meth:`~holovae.nn.fused_cg.BlockSquare.forward_linear`, keeping the square for the
+    backward); the backward hands ``dH`` and the weights to
+    :meth:`~holovae.nn.fused_cg.BlockSquare.backward_linear`, which makes the square's output
+    gradients and the weights' gradients chunk by chunk in the cache, reading the kept square
+    once."""
 
     @staticmethod
     def forward(ctx, meta, op, X, weight, bias, skip, *Ws):
         degrees, rows, eps, owner = meta
         X = X.contiguous()
-        ys, power = op.forward(X)
         sizes = [2 * l + 1 for l in degrees]
-        H, Wks = _products(ys, Ws, rows, sizes, power)
+        Wks = [W if r is None else W.index_select(0, r) for W, r in zip(Ws, rows)]
+        H, power, ys = op.forward_linear(X, [Wk.contiguous() for Wk in Wks], keep_square=True)
         out, s, w_rows, factor, shared = _scale_bias_skip(H, power, weight, bias, eps, owner,
                                                           Ws[0] if degrees[0] == 0 else None, skip)
         ctx.meta = (op, degrees, rows, sizes, owner, shared, None if skip is None else skip.shape)
@@ -178,10 +183,12 @@ class _CGBlockSquareTail(torch.autograd.Function):
         g = g.contiguous()
         d_power, d_weight, d_bias, dH, g0_sum = _grads_before_linear(g, degrees, weight, bias, s, w_rows,
                                                                      factor, H, Ws[0], owner)
-        d_Ws = _weight_grads(dH, ys, Ws, Wks, rows, sizes, bias, g0_sum)
-        dX = op.backward_linear(dH, [Wk.contiguous() for Wk in Wks], d_power, X, ys) \
-            if ctx.needs_input_grad[2] else None
-        return (None, None, dX, d_weight, d_bias, _skip_grad(g, shared, skip_shape), *d_Ws)
+        # dX comes with the weights' gradients even where X needs none (a block fed by data):
+        # the kernel's pass over the square is what makes them
+        dX, dWks = op.backward_linear(dH, [Wk.contiguous() for Wk in Wks], d_power, X, ys, weight_grads=True)
+        d_Ws = _weight_grads(dH, ys, Ws, Wks, rows, sizes, bias, g0_sum, dWks=dWks)
+        return (None, None, dX if ctx.needs_input_grad[2] else None, d_weight, d_bias,
+                _skip_grad(g, shared, skip_shape), *d_Ws)
 
 
 def cg_block_tail(ys: Sequence[torch.Tensor], power: torch.Tensor, weights: Sequence[torch.Tensor],

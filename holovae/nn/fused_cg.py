@@ -36,15 +36,18 @@ Public API
     either way), with the per-sample signal power summed in
     the same pass; ``block_square`` is differentiable in the inputs (hand-written backward,
     the power's gradient folded into the kernel's read of the output gradient).
-``BlockSquare.forward_linear(X, weights)``
-    Inference (no autograd): the square and each output block's matmul by its weight in one
-    pass, chunk by chunk of samples, so the square's output is never written to memory; the
-    gemm is torch's own MKL, called from the kernel's threads (``blas_gemm``; where torch has
-    no MKL, callers use ``forward`` and a matmul).
-``BlockSquare.backward_linear(dH, weights, gpower, X, ys)``
+``BlockSquare.forward_linear(X, weights, keep_square=False)``
+    The square and each output block's matmul by its weight in one pass (no autograd), chunk
+    by chunk of samples, so the gemm reads the square from the cache; for inference the square
+    is never written to memory, for training (``keep_square``) it is copied out once for the
+    backward. The gemm is torch's own MKL, called from the kernel's threads (``blas_gemm``;
+    where torch has no MKL, callers use ``forward`` and a matmul).
+``BlockSquare.backward_linear(dH, weights, gpower, X, ys, weight_grads=False)``
     Training: the gradient in ``X`` of the same products (and of the power) from the
-    products' gradient ``dH``; the square's output gradients ``dH_b @ W_b^T`` are made chunk by
-    chunk in the cache and consumed there by the kernel's backward.
+    products' gradient ``dH``, and with ``weight_grads`` the weights' gradients
+    ``y_b^T dH_b``; the square's output gradients ``dH_b @ W_b^T`` are made chunk by chunk in
+    the cache and consumed there by the kernel's backward, and each chunk of the kept square
+    is read once, for the weights' gradients and the power's.
 ``clear_plan_cache()``
     Frees the cached plans (see below).
 
@@ -83,7 +86,7 @@ _SOURCE = Path(__file__).resolve().parent / "csrc" / "fused_cg.c"
 LINEAR_CHUNK_BYTES = 384 * 1024
 #: :meth:`BlockSquare.backward_linear`'s chunk: all blocks' output gradients for one chunk
 LINEAR_BACKWARD_CHUNK_BYTES = 1536 * 1024
-_ABI_VERSION = 6
+_ABI_VERSION = 7
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,14 +117,14 @@ def _declare(lib: ctypes.CDLL) -> None:
         lin = getattr(lib, f"holovae_cg_linear_forward_{sfx}")
         lin.restype = c_int
         # xrows, xld, d_in, N, C, row, i, j, idx64, val, nnz, nblk, blk_d, blk_k, w, c_out, H,
-        # h_row0, pw, power, chunk, gemm, gemm_threads, nthreads
+        # h_row0, pw, power, tstore, chunk, gemm, gemm_threads, nthreads
         lin.argtypes = [p, p, i64, i64, i64, p, p, p, c_int, p, i64, i64, p, p, p, i64, p, p, p, p,
-                        i64, p, p, c_int]
+                        p, i64, p, p, c_int]
     for sfx in ("f32", "f64"):
         lbw = getattr(lib, f"holovae_cg_linear_backward_{sfx}")
         lbw.restype = c_int
-        # dH, h_row0, c_out, w, nblk, blk_d, blk_k, yrows, yld, gam, gpow, xrows, xld, d_in, N, C,
-        # row, i, j, idx64, val, nnz, dxrows, chunk, gemm, gemm_threads, nthreads
+        # dH, h_row0, c_out, w, nblk, blk_d, blk_k, tstore, gam, gpow, dwt, xrows, xld, d_in, N,
+        # C, row, i, j, idx64, val, nnz, dxrows, chunk, gemm, gemm_threads, nthreads
         lbw.argtypes = [p, p, i64, p, i64, p, p, p, p, p, p, p, p, i64, i64, i64, p, p, p, c_int, p, i64,
                         p, i64, p, p, c_int]
     lib.holovae_cg_plan_builds.restype = i64
@@ -472,16 +475,19 @@ class BlockSquare:
         """Whether :meth:`forward_linear` can run (a BLAS gemm to call from the kernel)."""
         return blas_gemm(self.dtype) is not None
 
-    def forward_linear(self, X: torch.Tensor, weights) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inference: the square, each block times its weight, in one pass with no autograd.
+    def forward_linear(self, X: torch.Tensor, weights, keep_square: bool = False):
+        """The square, each block times its weight, in one pass with no autograd.
 
         ``X [D_in, B, C]``, ``weights``: ``W_b [k_b*C, C_out]`` per block (the rows of the
         block's nonzero paths; ignored where ``k_b == 0``) -> (``H [sum_b d_b, B, C_out]``, block
-        ``b``'s rows ``y_b @ W_b`` (zero where ``k_b == 0``), ``power [B]`` as :meth:`forward`).
+        ``b``'s rows ``y_b @ W_b`` (zero where ``k_b == 0``), ``power [B]`` as :meth:`forward`),
+        and with ``keep_square`` (training) also the square's outputs ``[y_b]`` as :meth:`forward`
+        returns them, for :meth:`backward_linear`.
 
         The samples are cut into chunks whose CG output fits the cache; each thread squares its
-        chunk block by block into a private buffer and multiplies it there, so the square's
-        output (~10x the width of ``H``) is never written to memory (``csrc/fused_cg.c``).
+        chunk block by block into a private buffer and multiplies it there, so the gemm reads the
+        square's output (~10x the width of ``H``) from the cache, and for inference it is never
+        written to memory at all (``csrc/fused_cg.c``).
         """
         B = self._check_input(X)
         gemm = blas_gemm(self.dtype)
@@ -489,11 +495,14 @@ class BlockSquare:
             raise RuntimeError("BlockSquare.forward_linear needs torch's MKL gemm (see runs_linear)")
         c_out, blk_d, blk_k, h_row0, wp = self._linear_args(weights)
         H = buffer_pool.take((int(blk_d.sum()), B, c_out), self.dtype)
-        power = torch.empty(B, dtype=self.dtype)
         if B == 0 or c_out == 0:
-            if c_out == 0 and B:
-                power = self.forward(X)[1]
-            return H.zero_(), power.zero_() if B == 0 else power
+            ys, power = self.forward(X)
+            return (H.zero_(), power, ys) if keep_square else (H.zero_(), power)
+        power = torch.empty(B, dtype=self.dtype)
+        ys = buffer_pool.take_split([(d, B, k * self.C) for d, k in self.blocks], self.dtype) \
+            if keep_square else None
+        tstore = self._np.array([y.data_ptr() if k else 0 for (_, k), y in zip(self.blocks, ys)],
+                                dtype=self._np.int64) if keep_square else None
         x_off, x_ld, _, _ = self._layout(B)
         xa = x_off + X.data_ptr()
         es = H.element_size()
@@ -504,11 +513,11 @@ class BlockSquare:
         rc = fn(xa.ctypes.data, x_ld.ctypes.data, self.d_in, B * self.C, self.C,
                 _ptr(self.row), _ptr(self.i), _ptr(self.j), self.idx64, _ptr(self.val), self.nnz,
                 len(self.blocks), blk_d.ctypes.data, blk_k.ctypes.data, wp.ctypes.data, c_out,
-                H.data_ptr(), h_row0.ctypes.data, _ptr(self.pw), power.data_ptr(), chunk, *gemm,
-                torch.get_num_threads())
+                H.data_ptr(), h_row0.ctypes.data, _ptr(self.pw), power.data_ptr(),
+                None if tstore is None else tstore.ctypes.data, chunk, *gemm, torch.get_num_threads())
         if rc != 0:
             _raise(rc, "BlockSquare.forward_linear")
-        return H, power
+        return (H, power, ys) if keep_square else (H, power)
 
     def _linear_args(self, weights):
         np = self._np
@@ -532,14 +541,18 @@ class BlockSquare:
         wp = np.array([W.data_ptr() if k else 0 for (_, k), W in zip(self.blocks, weights)], dtype=np.int64)
         return c_out, blk_d, blk_k, h_row0, wp
 
-    def backward_linear(self, dH: torch.Tensor, weights, gpower, X: torch.Tensor, ys) -> torch.Tensor:
+    def backward_linear(self, dH: torch.Tensor, weights, gpower, X: torch.Tensor, ys,
+                        weight_grads: bool = False):
         """Training: the gradient with respect to ``X`` of ``power`` and of every block's
         ``y_b @ W_b`` (:meth:`forward`'s outputs times ``weights``), from ``dH [sum_b d_b, B,
         C_out]`` (that product's gradient, stacked as :meth:`forward_linear`'s ``H``) and
-        ``gpower [B]`` (or None) -> ``dX [D_in, B, C]``. ``ys``: :meth:`forward`'s outputs.
+        ``gpower [B]`` (or None) -> ``dX [D_in, B, C]``; with ``weight_grads``, ``(dX, [dW_b])``,
+        ``dW_b = y_b^T dH_b [k_b*C, C_out]`` (a transposed view; zero where ``k_b == 0``).
+        ``ys``: :meth:`forward`'s outputs (or :meth:`forward_linear`'s kept square).
 
         ``dy_b = dH_b @ W_b^T``, the width of the square's output, is made chunk by chunk in the
-        cache and consumed there by the kernel's backward instead of going through memory."""
+        cache and consumed there by the kernel's backward instead of going through memory; the
+        chunk's ``y_b`` is read once for both ``dW_b`` and the power's gradient."""
         B = self._check_input(X)
         gemm = blas_gemm(self.dtype)
         if gemm is None:
@@ -548,32 +561,45 @@ class BlockSquare:
         if tuple(dH.shape) != (int(blk_d.sum()), B, c_out) or dH.dtype != self.dtype:
             raise ValueError(f"BlockSquare.backward_linear: dH {tuple(dH.shape)} {dH.dtype}, expected "
                              f"{(int(blk_d.sum()), B, c_out)} {self.dtype}")
-        if c_out == 0:   # nothing for the kernel's gemm: the power's gradient alone
-            return self.backward([None] * len(self.blocks), gpower, X, ys)
+        shapes = [(d, B, k * self.C) for d, k in self.blocks]
+        if len(ys) != len(self.blocks) or any(tuple(y.shape) != s or y.dtype != self.dtype or not y.is_contiguous()
+                                              for y, s in zip(ys, shapes)):
+            raise ValueError(f"BlockSquare.backward_linear: the square's outputs must be contiguous "
+                             f"{self.dtype} tensors {shapes}")
+        dWT = [torch.empty(c_out, k * self.C, dtype=self.dtype) for _, k in self.blocks] if weight_grads else None
+        if c_out == 0 or B == 0:   # nothing for the kernel's gemm: the power's gradient alone
+            dX = self.backward([None] * len(self.blocks), gpower, X, ys) if B else \
+                buffer_pool.take((self.d_in, B, self.C), self.dtype).zero_()
+            return (dX, [g.zero_().t() for g in dWT]) if weight_grads else dX
         dH = dH.contiguous()
         dX = buffer_pool.take((self.d_in, B, self.C), self.dtype)
-        if B == 0:
-            return dX.zero_()
-        x_off, x_ld, y_off, y_ld = self._layout(B)
+        x_off, x_ld, _, _ = self._layout(B)
         xa = x_off + X.data_ptr()
         dxa = x_off + dX.data_ptr()
+        np = self._np
+        tstore = np.array([y.data_ptr() if k else 0 for (_, k), y in zip(self.blocks, ys)], dtype=np.int64)
         if gpower is not None:
             gpower = gpower.to(self.dtype).contiguous()
-            ya = self._y_addresses(ys, y_off)
-            yp, yl, gam, gp = ya.ctypes.data, y_ld.ctypes.data, _ptr(self.gam), _ptr(gpower)
+            gam = torch.tensor([2.0 / d for d, _ in self.blocks], dtype=self.dtype)
+            gp, gm = _ptr(gpower), _ptr(gam)
         else:
-            yp = yl = gam = gp = None
+            gp = gm = None
+        dwt = np.array([g.data_ptr() if k else 0 for (_, k), g in zip(self.blocks, dWT)], dtype=np.int64) \
+            if weight_grads else None
         es = dX.element_size()
         chunk = max(1, LINEAR_BACKWARD_CHUNK_BYTES // (self.d_out * self.C * es))
         lib = _get_lib()
         fn = lib.holovae_cg_linear_backward_f32 if self.dtype == torch.float32 else lib.holovae_cg_linear_backward_f64
         rc = fn(dH.data_ptr(), h_row0.ctypes.data, c_out, wp.ctypes.data, len(self.blocks),
-                blk_d.ctypes.data, blk_k.ctypes.data, yp, yl, gam, gp, xa.ctypes.data, x_ld.ctypes.data,
+                blk_d.ctypes.data, blk_k.ctypes.data, tstore.ctypes.data, gm, gp,
+                None if dwt is None else dwt.ctypes.data, xa.ctypes.data, x_ld.ctypes.data,
                 self.d_in, B * self.C, self.C, _ptr(self.row), _ptr(self.i), _ptr(self.j), self.idx64,
                 _ptr(self.val), self.nnz, dxa.ctypes.data, chunk, *gemm, torch.get_num_threads())
         if rc != 0:
             _raise(rc, "BlockSquare.backward_linear")
-        return dX
+        if not weight_grads:
+            return dX
+        return dX, [(g if k else g.zero_()).t() for (_, k), g in zip(self.blocks, dWT)]
 
     def backward(self, gys, gpower, X: torch.Tensor, ys) -> torch.Tensor:
         """Gradient of :meth:`forward` with respect to its input -> ``dX [D_in, B, C]``.

@@ -508,6 +508,17 @@ static inline void copy_##SFX(T *restrict d, const T *restrict s, int64_t n)    
     for (; t + W <= n; t += W) *(U *)(d + t) = *(const U *)(s + t);                         \
     for (; t < n; ++t) d[t] = s[t];                                                         \
 }                                                                                           \
+/* copy to memory that will not be read again soon: streaming stores past the head that     \
+ * aligns d (plain stores where there is no AVX) */                                        \
+static inline void stream_copy_##SFX(T *restrict d, const T *restrict s, int64_t n)        \
+{                                                                                           \
+    typedef T U __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_alias));        \
+    enum { W = VBYTES / (int)sizeof(T) };                                                   \
+    int64_t t = 0;                                                                          \
+    for (; t < n && ((uintptr_t)(d + t) % VBYTES) != 0; ++t) d[t] = s[t];                   \
+    for (; t + W <= n; t += W) { const U v = *(const U *)(s + t); STREAM_##SFX(d + t, v); } \
+    for (; t < n; ++t) d[t] = s[t];                                                         \
+}                                                                                           \
 static void tile_##SFX(const plan_t *pl, const char *restrict A, const char *restrict B,    \
                        const map_t *O, const seg_t *sg, int ns, int64_t width, int nt_store, \
                        const T *pw, T *restrict pcol, int32_t o_lo, int32_t o_hi)          \
@@ -824,6 +835,9 @@ static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
  * each thread runs its own chunks).  Two passes over DRAM (the CG output written, then read
  * by a multi-threaded gemm) become none, and the gemms run on cache-resident operands.
  * Blocks with k_b == 0 give zero rows.  W_b: [k_b*C, c_out] row-major; H [*, B, c_out].
+ * tstore (training; NULL for inference): per block, Y_b [d_b, B, k_b*C], which the backward
+ * needs; each chunk's rows are copied there from the cache after they are made (streaming
+ * stores when the square is large), and the gemm still reads them from the cache.
  */
 /* The output blocks of the linear entry points (b: d_b rows of k_b paths, weight w[b] where
  * k_b > 0): checks them against the chunk; sets the square's rows d_out, the widest block's
@@ -857,8 +871,8 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
                                     const int64_t *blk_d, const int64_t *blk_k,             \
                                     const void *const *w, int64_t c_out, T *H,              \
                                     const int64_t *h_row0, const T *pw, T *power,           \
-                                    int64_t chunk, void *gemm, void *gemm_threads,          \
-                                    int nthreads)                                           \
+                                    void *const *tstore, int64_t chunk, void *gemm,         \
+                                    void *gemm_threads, int nthreads)                       \
 {                                                                                           \
     if (N < 0 || C < 1 || N % C != 0 || !pw || !power || !gemm || chunk < 1 || c_out < 1    \
         || c_out > INT32_MAX || nblk < 1)                                                   \
@@ -876,6 +890,7 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
     const int64_t nchunks = (nb + chunk - 1) / chunk;                                       \
     const int64_t ntile = (chunk * C + TL - 1) / TL;                                        \
     const int nt = clamp_threads(nthreads, nchunks);                                        \
+    const int nts = d_out * N * (int64_t)sizeof(T) >= NT_MIN_BYTES;                         \
     T *parts = calloc((size_t)nt * (size_t)nb, sizeof(T));                                  \
     if (!parts) { cache_release(c); return -2; }                                            \
     const size_t s_x = round_up((size_t)ntile * (size_t)d_in * TL * sizeof(T));             \
@@ -939,6 +954,13 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
                     tile_##SFX(pl, xa, xa, &mt, segs + t * (TL + 1), nsegs[t], wd, 0, pw,  \
                                pcol + b0, (int32_t)o0, (int32_t)(o0 + d * kb));             \
                 }                                                                           \
+                if (tstore) {   /* training: the square is kept for the backward */         \
+                    T *t0 = (T *)tstore[b] + b0 * K;                                        \
+                    for (int64_t m = 0; m < d; ++m) {                                       \
+                        if (nts) stream_copy_##SFX(t0 + m * nb * K, bufT + m * ns_ * K, ns_ * K); \
+                        else copy_##SFX(t0 + m * nb * K, bufT + m * ns_ * K, ns_ * K);      \
+                    }                                                                       \
+                }                                                                           \
                 const int gn = (int)c_out, gm = (int)(d * ns_), gk = (int)K;                \
                 ((gemm_##SFX##_t)gemm)("N", "N", &gn, &gm, &gk, &one, (const T *)w[b], &gn, \
                                        bufT, &gk, &zero, bufY, &gn);                        \
@@ -948,6 +970,7 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
             }                                                                               \
         }                                                                                   \
         if (gemm_threads) ((int (*)(int))gemm_threads)(prev);                               \
+        STREAM_FENCE();                                                                     \
     }                                                                                       \
     for (int64_t b = 0; b < nb; ++b) {   /* in thread order: the same sums on every run */  \
         T s = 0;                                                                            \
@@ -962,19 +985,21 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
 
 /*
  * The backward of holovae_cg_linear_forward's computation for training:
- *   dX = CG backward of (dY_b + gam[o] * gpow[s] * Y_b[o, s, :]),  dY_b = dH_b @ W_b^T,
- * dH [*, B, c_out] stacked like H.  The output gradients dY (the width of the square's
- * output) are made chunk by chunk in a thread-local buffer by one gemm per block and consumed
- * there by the pair-grouped backward, instead of being written to memory by a matmul and read
- * back by the kernel.  Y (the forward's square, for the signal power's gradient; yrows NULL:
- * none) and X are read through row maps; dX is written through xrows' layout at dxrows.
+ *   dX = CG backward of (dY_b + gam[b] * gpow[s] * Y_b[m, s, :]),  dY_b = dH_b @ W_b^T,
+ *   dW_b = Y_b^T dH_b (into dwt[b], transposed: [c_out, k_b*C]; dwt NULL: not wanted),
+ * dH [*, B, c_out] stacked like H, Y_b = tstore[b] [d_b, B, k_b*C] (the square the training
+ * forward kept; NULL when neither the power's gradient nor dW is wanted).  Chunk by chunk of
+ * samples, in a thread-local buffer: Y_b's rows are read once, for dW_b's gemm (accumulated per
+ * thread) and, scaled, as the start of dY_b's gemm (beta = 1), so the power's gradient costs no
+ * pass of its own; the pair-grouped backward then consumes dY where it was made.  Chunks go to
+ * the threads statically, so dW's sums have the same order on every run with a thread count.
  */
 #define DEFINE_LINEAR_BW(T, SFX, TL)                                                        \
 int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t c_out,     \
                                      const void *const *w, int64_t nblk,                    \
                                      const int64_t *blk_d, const int64_t *blk_k,            \
-                                     const void *const *yrows, const int64_t *yld,          \
-                                     const T *gam, const T *gpow,                           \
+                                     const void *const *tstore, const T *gam, const T *gpow, \
+                                     void *const *dwt,                                      \
                                      const void *const *xrows, const int64_t *xld,          \
                                      int64_t d_in, int64_t N, int64_t C,                    \
                                      const void *row, const void *ii, const void *jj,       \
@@ -983,22 +1008,38 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
                                      void *gemm_threads, int nthreads)                      \
 {                                                                                           \
     if (N < 0 || C < 1 || N % C != 0 || !gemm || chunk < 1 || c_out < 1 || c_out > INT32_MAX \
-        || nblk < 1 || (yrows && (!gam || !gpow || !yld)))                                  \
+        || nblk < 1 || ((gpow || dwt) && !tstore) || (gpow && !gam))                        \
         return -3;                                                                          \
     const int64_t nb = N / C;                                                               \
     int64_t d_out, t_max, h_rows;                                                           \
     int rc = linear_blocks(nblk, blk_d, blk_k, w, C, nb, nthreads, &chunk, &d_out, &t_max, &h_rows); \
-    if (rc || nb == 0) return rc;                                                           \
+    if (rc) return rc;                                                                      \
     (void)t_max;                                                                            \
+    int64_t n_acc = 0;   /* one thread's dW accumulators: sum_b c_out * k_b * C */          \
+    for (int64_t b = 0; b < nblk; ++b) {                                                    \
+        if (blk_k[b] == 0) continue;                                                        \
+        if (dwt && !dwt[b]) return -3;                                                      \
+        if (tstore && !tstore[b]) return -3;                                                \
+        n_acc += c_out * blk_k[b] * C;                                                      \
+    }                                                                                       \
+    if (dwt && nb == 0)                                                                     \
+        for (int64_t b = 0; b < nblk; ++b)                                                  \
+            if (blk_k[b]) memset(dwt[b], 0, (size_t)(c_out * blk_k[b] * C) * sizeof(T));    \
+    if (nb == 0) return 0;                                                                  \
     centry_t *c;                                                                            \
-    rc = cache_get(&c, 1, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,    \
-                       (int64_t)TL * (int64_t)sizeof(T));                                   \
+    rc = cache_get(&c, 1, (int)sizeof(T), nnz, d_in, d_out, row, ii, jj, idx64, val,        \
+                   (int64_t)TL * (int64_t)sizeof(T));                                       \
     if (rc) return rc;                                                                      \
     const plan_t *pl = &c->plan;                                                            \
     const map_t mx = {xrows, xld, is_flat(xld, d_in, C)};                                   \
     const map_t mdx = {dxrows, xld, mx.flat};                                               \
     const int64_t nchunks = (nb + chunk - 1) / chunk;                                       \
     const int nt = clamp_threads(nthreads, nchunks);                                        \
+    T *acc = NULL;                                                                          \
+    if (dwt) {                                                                              \
+        acc = calloc((size_t)nt * (size_t)n_acc, sizeof(T));                                \
+        if (!acc) { cache_release(c); return -2; }                                          \
+    }                                                                                       \
     const size_t s_h = round_up((size_t)h_rows * (size_t)chunk * (size_t)c_out * sizeof(T)); \
     const size_t s_t = round_up((size_t)d_out * (size_t)C * (size_t)chunk * sizeof(T));     \
     const size_t s_a = round_up((size_t)d_out * TL * sizeof(T));                            \
@@ -1008,25 +1049,25 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
     const T one = 1, zero = 0;                                                              \
     _Pragma("omp parallel num_threads(nt)")                                                 \
     {                                                                                       \
-        char *base = scratch(s_h + s_t + s_a + 2 * s_b + 2 * s_r + s_l);                    \
+        char *base = scratch(s_h + s_t + s_a + 2 * s_b + s_r + s_l);                        \
         T *bufH = (T *)base, *bufT = (T *)(base + s_h), *bufA = (T *)(base + s_h + s_t);    \
         T *bufB = (T *)(base + s_h + s_t + s_a), *bufD = (T *)(base + s_h + s_t + s_a + s_b); \
         const void **trows = (const void **)(base + s_h + s_t + s_a + 2 * s_b);             \
-        const void **ylocal = (const void **)(base + s_h + s_t + s_a + 2 * s_b + s_r);      \
-        int64_t *tld = (int64_t *)(base + s_h + s_t + s_a + 2 * s_b + 2 * s_r);             \
+        int64_t *tld = (int64_t *)(base + s_h + s_t + s_a + 2 * s_b + s_r);                 \
+        T *my_acc = acc ? acc + (size_t)omp_get_thread_num() * (size_t)n_acc : NULL;        \
         const int prev = gemm_threads ? ((int (*)(int))gemm_threads)(1) : 0;                \
         seg_t sg[TL + 1], sl[TL + 1];                                                       \
         if (!base) {                                                                        \
             _Pragma("omp atomic write")                                                     \
             rc = -2;                                                                        \
         }                                                                                   \
-        _Pragma("omp for schedule(dynamic, 1)")                                             \
+        _Pragma("omp for schedule(static)")                                                 \
         for (int64_t ch = 0; ch < nchunks; ++ch) {                                          \
             if (!base) continue;                                                            \
             const int64_t b0 = ch * chunk;                                                  \
             const int64_t ns_ = (nb - b0) < chunk ? (nb - b0) : chunk;                      \
             const int64_t n_end = (b0 + ns_) * C;                                           \
-            T *tb = bufT;                                                                   \
+            T *tb = bufT, *ab = my_acc;                                                     \
             for (int64_t b = 0, o = 0; b < nblk; ++b) {                                     \
                 const int64_t d = blk_d[b], kb = blk_k[b], K = kb * C;                      \
                 if (kb == 0) continue;                                                      \
@@ -1034,25 +1075,42 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
                 for (int64_t m = 0; m < d; ++m)                                             \
                     copy_##SFX(bufH + m * ns_ * c_out, h0 + m * nb * c_out, ns_ * c_out);   \
                 const int gm = (int)K, gn = (int)(d * ns_), gk = (int)c_out;                \
+                const T *beta = &zero;                                                      \
+                if (gpow || ab) {   /* the chunk's Y_b rows (m, s) */                       \
+                    const T *t0 = (const T *)tstore[b] + b0 * K;                            \
+                    for (int64_t m = 0; m < d; ++m)                                         \
+                        copy_##SFX(tb + m * ns_ * K, t0 + m * nb * K, ns_ * K);             \
+                    if (ab) {   /* dW_b^T [c_out, K] += dH_b^T Y_b (column-major: K x c_out) */ \
+                        ((gemm_##SFX##_t)gemm)("N", "T", &gm, &gk, &gn, &one, tb, &gm, bufH, \
+                                               &gk, &one, ab, &gm);                         \
+                        ab += c_out * K;                                                    \
+                    }                                                                       \
+                    if (gpow) {   /* dY starts as the power's gradient: gam * gpow[s] * Y */ \
+                        for (int64_t m = 0; m < d; ++m)                                     \
+                            for (int64_t s = 0; s < ns_; ++s) {                             \
+                                const T f = gam[b] * gpow[b0 + s];                          \
+                                T *restrict r = tb + (m * ns_ + s) * K;                     \
+                                for (int64_t t = 0; t < K; ++t) r[t] *= f;                  \
+                            }                                                               \
+                        beta = &one;                                                        \
+                    }                                                                       \
+                }                                                                           \
                 ((gemm_##SFX##_t)gemm)("T", "N", &gm, &gn, &gk, &one, (const T *)w[b], &gk, \
-                                       bufH, &gk, &zero, tb, &gm);                          \
+                                       bufH, &gk, beta, tb, &gm);                           \
                 for (int64_t m = 0; m < d; ++m)                                             \
                     for (int64_t p = 0; p < kb; ++p, ++o) {                                 \
                         trows[o] = tb + m * ns_ * K + p * C;                                \
                         tld[o] = K;                                                         \
-                        if (yrows)                                                          \
-                            ylocal[o] = (const char *)yrows[o] + b0 * yld[o] * (int64_t)sizeof(T); \
                     }                                                                       \
                 tb += d * ns_ * K;                                                          \
             }                                                                               \
-            const map_t mt = {trows, tld, 0}, my = {ylocal, yld, 0};                        \
+            const map_t mt = {trows, tld, 0};                                               \
             for (int64_t n0 = b0 * C; n0 < n_end; n0 += TL) {                               \
                 const int64_t wd = (n_end - n0) < TL ? (n_end - n0) : TL;                   \
                 const int ns = make_segs(sg, n0, wd, C);                                    \
                 for (int k = 0; k < ns; ++k) { sl[k] = sg[k]; sl[k].b -= b0; }              \
                 pack_##SFX(bufB, &mx, d_in, sg, ns, wd, NULL, NULL, NULL);                  \
-                pack_##SFX(bufA, &mt, d_out, sl, ns, wd, yrows ? &my : NULL, gam,           \
-                           gpow ? gpow + b0 : NULL);                                        \
+                pack_##SFX(bufA, &mt, d_out, sl, ns, wd, NULL, NULL, NULL);                 \
                 if (pl->kind == 1)                                                          \
                     tilebw_##SFX(pl, (const char *)bufA, (const char *)bufB, bufD, d_in, &mdx, \
                                  sg, ns, wd);                                               \
@@ -1062,6 +1120,20 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
             }                                                                               \
         }                                                                                   \
         if (gemm_threads) ((int (*)(int))gemm_threads)(prev);                               \
+    }                                                                                       \
+    if (acc) {   /* the threads' sums, in thread order */                                   \
+        for (int64_t b = 0, off = 0; b < nblk; ++b) {                                       \
+            if (blk_k[b] == 0) continue;                                                    \
+            const int64_t n = c_out * blk_k[b] * C;                                         \
+            T *out = (T *)dwt[b];                                                           \
+            for (int64_t t = 0; t < n; ++t) {                                               \
+                T s = 0;                                                                    \
+                for (int k = 0; k < nt; ++k) s += acc[(size_t)k * (size_t)n_acc + (size_t)(off + t)]; \
+                out[t] = s;                                                                 \
+            }                                                                               \
+            off += n;                                                                       \
+        }                                                                                   \
+        free(acc);                                                                          \
     }                                                                                       \
     cache_release(c);                                                                       \
     return rc;                                                                              \
@@ -1076,4 +1148,4 @@ DEFINE_LINEAR_BW(double, f64, TILE_F64)
 
 int holovae_cg_tile_f32(void) { return TILE_F32; }
 int holovae_cg_tile_f64(void) { return TILE_F64; }
-int holovae_cg_abi_version(void) { return 6; }
+int holovae_cg_abi_version(void) { return 7; }
