@@ -992,7 +992,9 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
  * samples, in a thread-local buffer: Y_b's rows are read once, for dW_b's gemm (accumulated per
  * thread) and, scaled, as the start of dY_b's gemm (beta = 1), so the power's gradient costs no
  * pass of its own; the pair-grouped backward then consumes dY where it was made.  Chunks go to
- * the threads statically, so dW's sums have the same order on every run with a thread count.
+ * the threads round-robin (static, 1), so dW's sums have the same order on every run with a
+ * thread count (a resumed training run must give the same bits); measured on the protein
+ * L = 6 block, round-robin is as fast as dynamic scheduling and ~8% faster than halves.
  */
 #define DEFINE_LINEAR_BW(T, SFX, TL)                                                        \
 int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t c_out,     \
@@ -1061,7 +1063,7 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
             _Pragma("omp atomic write")                                                     \
             rc = -2;                                                                        \
         }                                                                                   \
-        _Pragma("omp for schedule(static)")                                                 \
+        _Pragma("omp for schedule(static, 1)")                                                 \
         for (int64_t ch = 0; ch < nchunks; ++ch) {                                          \
             if (!base) continue;                                                            \
             const int64_t b0 = ch * chunk;                                                  \
