@@ -200,3 +200,49 @@ def test_batch_norm_kernel_float32_and_any_thread_count(monkeypatch):
     for a, b, c in zip(one, two, ref):
         assert torch.equal(a, b)
         torch.testing.assert_close(a, c, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("skip_shape,bias", [(None, False), ((20, 13, 4), True), ((5, 13, 9), True),
+                                             ((16, 13, 7), False)])
+def test_block_tail_kernel_equals_the_signal_norm_algebra(dtype, skip_shape, bias, monkeypatch):
+    """The tail's C passes against the algebra written out: forward ``H * w[d] * s[b]`` (+ the
+    bias on row 0, + the skip on the shared rows and channels: wider, narrower, longer,
+    shorter), backward ``<g, H>`` per (row, sample) and ``g * w[d] * s[b]``; the same bits on 1
+    and 2 threads."""
+    from holovae.nn import block_tail_kernel
+    monkeypatch.delenv("HOLOVAE_NO_FUSED", raising=False)
+    H0 = torch.zeros(1, 1, 1, dtype=dtype)
+    if not block_tail_kernel.runs(H0):
+        pytest.skip("block-tail kernel not built (no gcc)")
+    g_ = torch.Generator().manual_seed(3)
+    D, B, C = 16, 13, 7
+    H, g = (torch.randn(D, B, C, generator=g_, dtype=torch.float64) for _ in range(2))
+    w, s = torch.rand(D, generator=g_, dtype=torch.float64) + 0.5, torch.rand(B, generator=g_, dtype=torch.float64)
+    shift0 = torch.randn(C, generator=g_, dtype=torch.float64) if bias else None
+    skip = None if skip_shape is None else torch.randn(skip_shape, generator=g_, dtype=torch.float64)
+    shared = None if skip is None else (min(D, skip.shape[0]), min(C, skip.shape[2]))
+    expected = H * w[:, None, None] * s[None, :, None]
+    if bias:
+        expected[0] += shift0
+    if skip is not None:
+        expected[:shared[0], :, :shared[1]] += skip[:shared[0], :, :shared[1]]
+    dfactor_expected = (g * H).sum(dim=2)
+    dH_expected = g * w[:, None, None] * s[None, :, None]
+    cast = lambda t: None if t is None else t.to(dtype)
+
+    def run(threads):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            out = block_tail_kernel.scale_bias_skip(cast(H), cast(w), cast(s), cast(shift0), cast(skip), shared)
+            return (out.clone(), *block_tail_kernel.grads(cast(g), cast(H), cast(w), cast(s)))
+        finally:
+            torch.set_num_threads(before)
+    one, two = run(1), run(2)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-5)
+    for a, b, ref in zip(one, two, (expected, dH_expected, dfactor_expected)):
+        assert torch.equal(a, b)
+        torch.testing.assert_close(a.double(), ref, **tol)
+    with pytest.raises(ValueError, match="skip"):
+        block_tail_kernel.scale_bias_skip(cast(H), cast(w), cast(s), None, cast(torch.zeros(D, B + 1, C)), (D, C))

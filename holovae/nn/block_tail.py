@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from . import buffer_pool
+from . import block_tail_kernel, buffer_pool
 
 
 def _scale_bias_skip(H: torch.Tensor, power: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
@@ -32,12 +32,15 @@ def _scale_bias_skip(H: torch.Tensor, power: torch.Tensor, weight: torch.Tensor,
     s = torch.rsqrt(power + eps)                                            # [B]
     w_rows = weight.index_select(0, owner)                                  # [D_out]
     factor = w_rows[:, None] * s[None, :]                                   # [D_out, B]
+    shift0 = None if W0 is None else bias * W0.sum(dim=0)
+    # the additive skip connection: the shared degrees and channels
+    shared = None if skip is None else (min(H.shape[0], skip.shape[0]), min(H.shape[2], skip.shape[2]))
+    if block_tail_kernel.runs(H):   # one pass (torch's form: a multiply and two adds)
+        return block_tail_kernel.scale_bias_skip(H, w_rows, s, shift0, skip, shared), s, w_rows, factor, shared
     out = H * factor[:, :, None]
-    if W0 is not None:
-        out[0] += bias * W0.sum(dim=0)
-    shared = None
-    if skip is not None:   # the additive skip connection: the shared degrees and channels
-        shared = (min(out.shape[0], skip.shape[0]), min(H.shape[2], skip.shape[2]))
+    if shift0 is not None:
+        out[0] += shift0
+    if skip is not None:
         out[:shared[0], :, :shared[1]] += skip[:shared[0], :, :shared[1]]
     return out, s, w_rows, factor, shared
 
@@ -73,12 +76,15 @@ def _products(ys, Ws, rows, sizes, power):
 def _grads_before_linear(g, degrees, weight, bias, s, w_rows, factor, H, W0, owner):
     """From the output's gradient ``g``: the power's, the signal norm's weight and bias's, and
     ``dH`` (the gradient of the linear's output); ``g0_sum`` for degree 0's weight."""
-    dfactor = torch.linalg.vecdot(g, H)                                     # [D_out, B]
+    if block_tail_kernel.runs(H):   # one pass for both (torch's form: three)
+        dH, dfactor = block_tail_kernel.grads(g, H, w_rows, s)
+    else:
+        dfactor = torch.linalg.vecdot(g, H)                                 # [D_out, B]
+        dH = g * factor[:, :, None]
     ds = w_rows @ dfactor                                                   # [B]
     dw_rows = dfactor @ s                                                   # [D_out]
     d_power = ds * (-0.5) * s.pow(3)
     d_weight = torch.zeros_like(weight).index_add_(0, owner, dw_rows)
-    dH = g * factor[:, :, None]
     d_bias = g0_sum = None
     if degrees[0] == 0:
         g0_sum = g[0].sum(dim=0)                                           # [C_out]
