@@ -1037,26 +1037,25 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
     const map_t mdx = {dxrows, xld, mx.flat};                                               \
     const int64_t nchunks = (nb + chunk - 1) / chunk;                                       \
     const int nt = clamp_threads(nthreads, nchunks);                                        \
-    T *acc = NULL;                                                                          \
-    if (dwt) {                                                                              \
-        acc = calloc((size_t)nt * (size_t)n_acc, sizeof(T));                                \
-        if (!acc) { cache_release(c); return -2; }                                          \
-    }                                                                                       \
+    T *accs[nt];   /* each thread's dW accumulators (in its scratch: no page faults) */     \
     const size_t s_h = round_up((size_t)h_rows * (size_t)chunk * (size_t)c_out * sizeof(T)); \
     const size_t s_t = round_up((size_t)d_out * (size_t)C * (size_t)chunk * sizeof(T));     \
     const size_t s_a = round_up((size_t)d_out * TL * sizeof(T));                            \
     const size_t s_b = round_up((size_t)d_in * TL * sizeof(T));                             \
     const size_t s_r = round_up((size_t)d_out * sizeof(void *));                            \
     const size_t s_l = round_up((size_t)d_out * sizeof(int64_t));                           \
+    const size_t s_w = dwt ? round_up((size_t)n_acc * sizeof(T)) : 0;                       \
     const T one = 1, zero = 0;                                                              \
     _Pragma("omp parallel num_threads(nt)")                                                 \
     {                                                                                       \
-        char *base = scratch(s_h + s_t + s_a + 2 * s_b + s_r + s_l);                        \
+        char *base = scratch(s_h + s_t + s_a + 2 * s_b + s_r + s_l + s_w);                  \
         T *bufH = (T *)base, *bufT = (T *)(base + s_h), *bufA = (T *)(base + s_h + s_t);    \
         T *bufB = (T *)(base + s_h + s_t + s_a), *bufD = (T *)(base + s_h + s_t + s_a + s_b); \
         const void **trows = (const void **)(base + s_h + s_t + s_a + 2 * s_b);             \
         int64_t *tld = (int64_t *)(base + s_h + s_t + s_a + 2 * s_b + s_r);                 \
-        T *my_acc = acc ? acc + (size_t)omp_get_thread_num() * (size_t)n_acc : NULL;        \
+        T *my_acc = dwt && base ? (T *)(base + s_h + s_t + s_a + 2 * s_b + s_r + s_l) : NULL; \
+        accs[omp_get_thread_num()] = my_acc;                                                \
+        if (my_acc) memset(my_acc, 0, (size_t)n_acc * sizeof(T));                           \
         const int prev = gemm_threads ? ((int (*)(int))gemm_threads)(1) : 0;                \
         seg_t sg[TL + 1], sl[TL + 1];                                                       \
         if (!base) {                                                                        \
@@ -1122,20 +1121,23 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
             }                                                                               \
         }                                                                                   \
         if (gemm_threads) ((int (*)(int))gemm_threads)(prev);                               \
-    }                                                                                       \
-    if (acc) {   /* the threads' sums, in thread order */                                   \
-        for (int64_t b = 0, off = 0; b < nblk; ++b) {                                       \
-            if (blk_k[b] == 0) continue;                                                    \
-            const int64_t n = c_out * blk_k[b] * C;                                         \
-            T *out = (T *)dwt[b];                                                           \
-            for (int64_t t = 0; t < n; ++t) {                                               \
-                T s = 0;                                                                    \
-                for (int k = 0; k < nt; ++k) s += acc[(size_t)k * (size_t)n_acc + (size_t)(off + t)]; \
-                out[t] = s;                                                                 \
+        _Pragma("omp barrier")                                                              \
+        int ok;                                                                             \
+        _Pragma("omp atomic read")                                                          \
+        ok = rc;                                                                            \
+        if (dwt && ok == 0)   /* the threads' sums, in thread order, split over the threads */ \
+            for (int64_t b = 0, off = 0; b < nblk; ++b) {                                   \
+                if (blk_k[b] == 0) continue;                                                \
+                const int64_t n = c_out * blk_k[b] * C;                                     \
+                T *out = (T *)dwt[b];                                                       \
+                _Pragma("omp for schedule(static)")                                         \
+                for (int64_t t = 0; t < n; ++t) {                                           \
+                    T s = 0;                                                                \
+                    for (int k = 0; k < nt; ++k) s += accs[k][off + t];                     \
+                    out[t] = s;                                                             \
+                }                                                                           \
+                off += n;                                                                   \
             }                                                                               \
-            off += n;                                                                       \
-        }                                                                                   \
-        free(acc);                                                                          \
     }                                                                                       \
     cache_release(c);                                                                       \
     return rc;                                                                              \
