@@ -416,6 +416,13 @@ class BlockSquare:
             if self.blocks else torch.zeros(0, dtype=torch.float64)
         self.pw = w.to(dtype).contiguous()
         self.gam = (2 * w).to(dtype).contiguous()
+        # the linear entry points' per-block arrays: rows, paths, first stacked output row, and
+        # the power's gradient scale 2/d
+        self._blk_d = np.array([d for d, _ in self.blocks], dtype=np.int64)
+        self._blk_k = np.array([k for _, k in self.blocks], dtype=np.int64)
+        self._h_row0 = np.concatenate([[0], np.cumsum(self._blk_d)[:-1]]).astype(np.int64) if self.blocks \
+            else np.zeros(0, np.int64)
+        self._gam_blocks = torch.tensor([2.0 / d for d, _ in self.blocks], dtype=dtype)
         self._y_owner = np.repeat(np.arange(len(self.blocks)), [d * k for d, k in self.blocks])
         self._maps: dict = {}
 
@@ -535,11 +542,8 @@ class BlockSquare:
                                  f"[{k * self.C}, C_out] (C_out equal for all blocks)")
         if c_out is None:
             raise ValueError("BlockSquare: no block has paths")
-        blk_d = np.array([d for d, _ in self.blocks], dtype=np.int64)
-        blk_k = np.array([k for _, k in self.blocks], dtype=np.int64)
-        h_row0 = np.concatenate([[0], np.cumsum(blk_d)[:-1]]).astype(np.int64)
         wp = np.array([W.data_ptr() if k else 0 for (_, k), W in zip(self.blocks, weights)], dtype=np.int64)
-        return c_out, blk_d, blk_k, h_row0, wp
+        return c_out, self._blk_d, self._blk_k, self._h_row0, wp
 
     def backward_linear(self, dH: torch.Tensor, weights, gpower, X: torch.Tensor, ys,
                         weight_grads: bool = False):
@@ -580,8 +584,7 @@ class BlockSquare:
         tstore = np.array([y.data_ptr() if k else 0 for (_, k), y in zip(self.blocks, ys)], dtype=np.int64)
         if gpower is not None:
             gpower = gpower.to(self.dtype).contiguous()
-            gam = torch.tensor([2.0 / d for d, _ in self.blocks], dtype=self.dtype)
-            gp, gm = _ptr(gpower), _ptr(gam)
+            gp, gm = _ptr(gpower), _ptr(self._gam_blocks)
         else:
             gp = gm = None
         dwt = np.array([g.data_ptr() if k else 0 for (_, k), g in zip(self.blocks, dWT)], dtype=np.int64) \
