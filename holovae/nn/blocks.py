@@ -91,9 +91,10 @@ class CGBlock(torch.nn.Module):
         and with them their weight rows), one matmul per output degree, then the signal norm's
         scale and bias applied to all output degrees at once, and the skip added in place.
         Where torch's MKL gemm can be called from the kernel, the matmuls run inside it chunk by
-        chunk: without autograd the square's output never leaves the cache; in training its
-        gradient does not (:meth:`holovae.nn.fused_cg.BlockSquare.forward_linear`,
-        ``backward_linear``)."""
+        chunk, on the square's output while it is in the cache: without autograd it never
+        leaves the cache; in training it is copied out once, and the backward makes its gradient
+        and the weights' gradients chunk by chunk in the cache
+        (:meth:`holovae.nn.fused_cg.BlockSquare.forward_linear`, ``backward_linear``)."""
         norm, linear, tp = self.norm, self.linear, self.tp
         if self.bn is not None:
             X = self.bn.stacked(X)
