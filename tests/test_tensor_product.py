@@ -253,6 +253,17 @@ def test_square_times_weights_zero_rows_for_a_degree_without_paths_and_bad_weigh
     torch.testing.assert_close(H, H_ref.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(power, power_ref.detach(), rtol=1e-12, atol=1e-12)
     op = tp._block_square(torch.float64)
+    # the training backward with that block: its weight's gradient is empty, the others exact
+    weights_ref = [W0.clone().requires_grad_(), torch.zeros(0, 2, dtype=torch.float64, requires_grad=True)]
+    H_ref, power_ref = _linear_reference(tp, x, weights_ref)
+    dH, gp = torch.randn_like(H_ref), torch.randn(4, dtype=torch.float64)
+    dx_ref, *dW_ref = torch.autograd.grad((H_ref * dH).sum() + (power_ref * gp).sum(), [x[1], *weights_ref])
+    X = x[1].detach()
+    dX, dWs = op.backward_linear(dH, [W0, torch.zeros(0, 2, dtype=torch.float64)], gp, X, op.forward(X)[0],
+                                 weight_grads=True)
+    torch.testing.assert_close(dX, dx_ref, rtol=1e-12, atol=1e-12)
+    assert [tuple(d.shape) for d in dWs] == [(3, 2), (0, 2)]
+    torch.testing.assert_close(dWs[0], dW_ref[0], rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match=r"weight \(4, 2\)"):
         op.forward_linear(x[1].detach(), [torch.zeros(4, 2, dtype=torch.float64), None])
     with pytest.raises(ValueError, match="2 blocks"):
