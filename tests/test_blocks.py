@@ -34,10 +34,15 @@ def test_add_skip_pads_and_truncates():
 @pytest.mark.skipif(not fused_kernel_available(), reason="fused CG kernel not built (no gcc)")
 @pytest.mark.parametrize("channels,lmax_out,B,uneven", [(16, 4, 9, False), (50, 6, 5, False), (7, 1, 3, False),
                                                        (5, 3, 4, True)])
-def test_block_on_the_fused_kernel_equals_the_reference_algorithm(channels, lmax_out, B, uneven):
+@pytest.mark.parametrize("tail_kernel", [True, False])
+def test_block_on_the_fused_kernel_equals_the_reference_algorithm(channels, lmax_out, B, uneven, tail_kernel,
+                                                                  monkeypatch):
     """Training mode (batch statistics): outputs and the gradients of the input and of every
     parameter, float64. The fused block skips the vanishing paths' weight rows; their gradient
-    is still exactly zero, as in the reference."""
+    is still exactly zero, as in the reference. With the tail's C kernel and with its torch form."""
+    if not tail_kernel:
+        from holovae.nn import block_tail_kernel
+        monkeypatch.setattr(block_tail_kernel, "runs", lambda H: False)
     torch.manual_seed(0)
     cin = {l: channels for l in range(lmax_out + 1)}
     cout = {l: 3 + l if uneven else 6 for l in range(lmax_out + 1)}   # uneven: the generic path

@@ -9,13 +9,12 @@ several full-size temporaries. Built and cached like the other kernels
 from __future__ import annotations
 
 import ctypes
-from pathlib import Path
 from typing import Optional
 
 import torch
 
-from ..native import NativeLibrary
 from . import buffer_pool
+from .stacked_kernel import StackedKernel
 
 __all__ = ["runs", "sq_sums", "scale", "grad_sums", "grad_scale"]
 
@@ -39,18 +38,15 @@ def _declare(lib: ctypes.CDLL) -> None:
         f.restype, f.argtypes = c_int, [p, p, i64, i64, i64, p, p, p, p, c_int]  # g, X, D, B, C, a, k, corr0, dX
 
 
-_native = NativeLibrary("batch_norm", Path(__file__).resolve().parent / "csrc" / "batch_norm.c", _ABI_VERSION,
-                        _declare, "batch-norm kernel")
+_native = StackedKernel("batch_norm", _ABI_VERSION, _declare, "batch-norm kernel", "holovae_bn")
 
 
 def runs(X: torch.Tensor) -> bool:
     """Whether ``X`` (``[D, B, C]``) goes through the kernel: CPU float32/float64, and it built."""
-    return X.device.type == "cpu" and X.dtype in (torch.float32, torch.float64) and X.dim() == 3 \
-        and _native.available()
+    return _native.runs(X)
 
 
-def _fn(name: str, dtype: torch.dtype):
-    return getattr(_native.get(), f"holovae_bn_{name}_{'f32' if dtype == torch.float32 else 'f64'}")
+_fn, _check = _native.entry, _native.check
 
 
 def _p(t: Optional[torch.Tensor]) -> Optional[int]:
@@ -59,11 +55,6 @@ def _p(t: Optional[torch.Tensor]) -> Optional[int]:
 
 def _small(t: Optional[torch.Tensor], dtype: torch.dtype) -> Optional[torch.Tensor]:
     return None if t is None else t.detach().to(dtype).contiguous()
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        raise ValueError(f"batch-norm kernel: invalid arguments to {what} (returned {rc})")
 
 
 def sq_sums(X: torch.Tensor) -> torch.Tensor:

@@ -55,15 +55,19 @@ def cg_block_tail_inference(H: torch.Tensor, power: torch.Tensor, W0: Optional[t
     return _scale_bias_skip(H, power, weight, bias, eps, owner.to(power.device), W0, skip)[0]
 
 
+def kept_weight_rows(Ws: Sequence[torch.Tensor], rows: Sequence[Optional[torch.Tensor]]) -> list[torch.Tensor]:
+    """``W_l[rows_l]`` (the rows of the nonzero paths; all of ``W_l`` where ``rows_l`` is None),
+    contiguous, per output degree."""
+    return [(W if r is None else W.index_select(0, r)).contiguous() for W, r in zip(Ws, rows)]
+
+
 def _products(ys, Ws, rows, sizes, power):
     """``H [D_out, B, C_out]``: every degree's ``y_l @ W_l[rows_l]``, and the ``W_l[rows_l]``."""
     B, c_out = power.shape[0], Ws[0].shape[1]
     H = buffer_pool.take((sum(sizes), B, c_out), power.dtype) if power.device.type == "cpu" \
         else power.new_empty(sum(sizes), B, c_out)                          # before the scale
-    Wks, off = [], 0
-    for d, y, W, r in zip(sizes, ys, Ws, rows):
-        Wk = W if r is None else W.index_select(0, r)
-        Wks.append(Wk)
+    Wks, off = kept_weight_rows(Ws, rows), 0
+    for d, y, Wk in zip(sizes, ys, Wks):
         target = H[off:off + d].view(d * B, c_out)
         if y.shape[-1]:
             torch.mm(y.reshape(d * B, -1), Wk, out=target)
@@ -171,8 +175,8 @@ class _CGBlockSquareTail(torch.autograd.Function):
         degrees, rows, eps, owner = meta
         X = X.contiguous()
         sizes = [2 * l + 1 for l in degrees]
-        Wks = [W if r is None else W.index_select(0, r) for W, r in zip(Ws, rows)]
-        H, power, ys = op.forward_linear(X, [Wk.contiguous() for Wk in Wks], keep_square=True)
+        Wks = kept_weight_rows(Ws, rows)
+        H, power, ys = op.forward_linear(X, Wks, keep_square=True)
         out, s, w_rows, factor, shared = _scale_bias_skip(H, power, weight, bias, eps, owner,
                                                           Ws[0] if degrees[0] == 0 else None, skip)
         ctx.meta = (op, degrees, rows, sizes, owner, shared, None if skip is None else skip.shape)
@@ -191,7 +195,7 @@ class _CGBlockSquareTail(torch.autograd.Function):
                                                                      factor, H, Ws[0], owner)
         # dX comes with the weights' gradients even where X needs none (a block fed by data):
         # the kernel's pass over the square is what makes them
-        dX, dWks = op.backward_linear(dH, [Wk.contiguous() for Wk in Wks], d_power, X, ys, weight_grads=True)
+        dX, dWks = op.backward_linear(dH, Wks, d_power, X, ys, weight_grads=True)
         d_Ws = _weight_grads(dH, ys, Ws, Wks, rows, sizes, bias, g0_sum, dWks=dWks)
         return (None, None, dX if ctx.needs_input_grad[2] else None, d_weight, d_bias,
                 _skip_grad(g, shared, skip_shape), *d_Ws)

@@ -11,13 +11,12 @@ the torch path runs.
 from __future__ import annotations
 
 import ctypes
-from pathlib import Path
 from typing import Optional
 
 import torch
 
-from ..native import NativeLibrary
 from . import buffer_pool
+from .stacked_kernel import StackedKernel
 
 __all__ = ["runs", "scale_bias_skip", "grads"]
 
@@ -39,23 +38,15 @@ def _declare(lib: ctypes.CDLL) -> None:
         f.restype, f.argtypes = c_int, [p, p, i64, i64, i64, p, p, p, p, c_int]
 
 
-_native = NativeLibrary("block_tail", Path(__file__).resolve().parent / "csrc" / "block_tail.c", _ABI_VERSION,
-                        _declare, "block-tail kernel")
+_native = StackedKernel("block_tail", _ABI_VERSION, _declare, "block-tail kernel", "holovae_tail")
 
 
 def runs(H: torch.Tensor) -> bool:
     """Whether ``H`` (``[D, B, C]``) goes through the kernel: CPU float32/float64, and it built."""
-    return H.device.type == "cpu" and H.dtype in (torch.float32, torch.float64) and H.dim() == 3 \
-        and _native.available()
+    return _native.runs(H)
 
 
-def _fn(name: str, dtype: torch.dtype):
-    return getattr(_native.get(), f"holovae_tail_{name}_{'f32' if dtype == torch.float32 else 'f64'}")
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        raise ValueError(f"block-tail kernel: invalid arguments to {what} (returned {rc})")
+_fn, _check = _native.entry, _native.check
 
 
 def scale_bias_skip(H: torch.Tensor, w_rows: torch.Tensor, s: torch.Tensor, shift0: Optional[torch.Tensor],

@@ -7,7 +7,7 @@ from typing import Mapping, Optional
 import torch
 
 from ..so3.irreps import Features, stack_features, unstack_features
-from .block_tail import cg_block_square_tail, cg_block_tail, cg_block_tail_inference
+from .block_tail import cg_block_square_tail, cg_block_tail, cg_block_tail_inference, kept_weight_rows
 from .linear import SO3Linear
 from .norms import SignalNorm, SO3BatchNorm
 from .tensor_product import ChannelwiseTensorProduct, FullTensorProduct
@@ -106,8 +106,7 @@ class CGBlock(torch.nn.Module):
         one_pass = list(tp.paths_by_l3) == degrees   # the kernel's blocks are the linear's degrees
         if not torch.is_grad_enabled() and one_pass:
             # inference: the square and the linear in one pass, the square's output kept in cache
-            products = tp.square_times_weights(X, [W if r is None else W.index_select(0, r)
-                                                   for W, r in zip(weights, rows)])
+            products = tp.square_times_weights(X, kept_weight_rows(weights, rows))
             if products is not None:
                 H, power = products
                 return cg_block_tail_inference(H, power, weights[0] if degrees[0] == 0 else None, norm.weight,

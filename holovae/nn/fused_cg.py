@@ -602,7 +602,7 @@ class BlockSquare:
             _raise(rc, "BlockSquare.backward_linear")
         if not weight_grads:
             return dX
-        return dX, [(g if k else g.zero_()).t() for (_, k), g in zip(self.blocks, dWT)]
+        return dX, [g.t() for g in dWT]   # a block without paths: [0, C_out], nothing to fill
 
     def backward(self, gys, gpower, X: torch.Tensor, ys) -> torch.Tensor:
         """Gradient of :meth:`forward` with respect to its input -> ``dX [D_in, B, C]``.

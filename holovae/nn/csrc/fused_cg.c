@@ -1062,7 +1062,7 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
             _Pragma("omp atomic write")                                                     \
             rc = -2;                                                                        \
         }                                                                                   \
-        _Pragma("omp for schedule(static, 1)")                                                 \
+        _Pragma("omp for schedule(static, 1)")                                              \
         for (int64_t ch = 0; ch < nchunks; ++ch) {                                          \
             if (!base) continue;                                                            \
             const int64_t b0 = ch * chunk;                                                  \
