@@ -826,6 +826,18 @@ typedef void (*gemm_f64_t)(const char *, const char *, const int *, const int *,
 
 static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
 
+/* The chunks of samples of the linear entry points: at most `chunk` samples each, their count
+ * a multiple of the thread count where there are enough samples, and their sizes within one of
+ * each other (chunk ch is samples [ch*nb/n, (ch+1)*nb/n)), so that round-robin chunks give
+ * every thread the same work: 512 samples in chunks of 18 were 29 chunks, 270 samples for one
+ * thread and 242 for the other; now 30 chunks of 17 or 18, 256 each. */
+static int64_t balanced_chunks(int64_t nb, int64_t chunk, int nthreads)
+{
+    int64_t n = (nb + chunk - 1) / chunk;
+    if (nthreads > 1) n = (n + nthreads - 1) / nthreads * nthreads;
+    return n < nb ? n : nb;
+}
+
 /*
  * H[h_row0[b] + m, s, :] = sum_{p, c} Y_b[m, s, p*C + c] * W_b[p*C + c, :] for every output
  * block b (Y_b = the CG square's rows of b, [d_b, B, k_b*C]), and the signal power as the
@@ -887,7 +899,7 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
     if (rc) return rc;                                                                      \
     const plan_t *pl = &c->plan;                                                            \
     const map_t mx = {xrows, xld, is_flat(xld, d_in, C)};                                   \
-    const int64_t nchunks = (nb + chunk - 1) / chunk;                                       \
+    const int64_t nchunks = balanced_chunks(nb, chunk, nthreads);                           \
     const int64_t ntile = (chunk * C + TL - 1) / TL;                                        \
     const int nt = clamp_threads(nthreads, nchunks);                                        \
     const int nts = d_out * N * (int64_t)sizeof(T) >= NT_MIN_BYTES;                         \
@@ -920,8 +932,8 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
         _Pragma("omp for schedule(dynamic, 1)")                                             \
         for (int64_t ch = 0; ch < nchunks; ++ch) {                                          \
             if (!base) continue;                                                            \
-            const int64_t b0 = ch * chunk;                                                  \
-            const int64_t ns_ = (nb - b0) < chunk ? (nb - b0) : chunk;                      \
+            const int64_t b0 = ch * nb / nchunks;                                           \
+            const int64_t ns_ = (ch + 1) * nb / nchunks - b0;                               \
             const int64_t n_end = (b0 + ns_) * C;                                           \
             const int64_t nti = (ns_ * C + TL - 1) / TL;                                    \
             for (int64_t t = 0; t < nti; ++t) {   /* pack the chunk's input once */         \
@@ -1035,7 +1047,7 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
     const plan_t *pl = &c->plan;                                                            \
     const map_t mx = {xrows, xld, is_flat(xld, d_in, C)};                                   \
     const map_t mdx = {dxrows, xld, mx.flat};                                               \
-    const int64_t nchunks = (nb + chunk - 1) / chunk;                                       \
+    const int64_t nchunks = balanced_chunks(nb, chunk, nthreads);                           \
     const int nt = clamp_threads(nthreads, nchunks);                                        \
     T *accs[nt];   /* each thread's dW accumulators (in its scratch: no page faults) */     \
     const size_t s_h = round_up((size_t)h_rows * (size_t)chunk * (size_t)c_out * sizeof(T)); \
@@ -1065,8 +1077,8 @@ int holovae_cg_linear_backward_##SFX(const T *dH, const int64_t *h_row0, int64_t
         _Pragma("omp for schedule(static, 1)")                                              \
         for (int64_t ch = 0; ch < nchunks; ++ch) {                                          \
             if (!base) continue;                                                            \
-            const int64_t b0 = ch * chunk;                                                  \
-            const int64_t ns_ = (nb - b0) < chunk ? (nb - b0) : chunk;                      \
+            const int64_t b0 = ch * nb / nchunks;                                           \
+            const int64_t ns_ = (ch + 1) * nb / nchunks - b0;                               \
             const int64_t n_end = (b0 + ns_) * C;                                           \
             T *tb = bufT, *ab = my_acc;                                                     \
             for (int64_t b = 0, o = 0; b < nblk; ++b) {                                     \
