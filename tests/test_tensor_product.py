@@ -184,10 +184,13 @@ needs_linear = pytest.mark.skipif(not _runs_linear(), reason="fused CG kernel or
 
 # (L, L_out, C, B, C_out, chunk bytes or None for the default)
 LINEAR_CASES = [
-    (6, 6, 50, 13, 7, None),            # C = 50: the chunk's 48-wide column tiles straddle samples
+    (6, 6, 50, 13, 50, None),           # C = 50: the chunk's 48-wide column tiles straddle samples;
+                                        # c_out = 50: the gemm makes 48 channels, dots_ the last 2
     (10, 10, 16, 9, 16, None),
-    (4, 2, 7, 29, 5, 2048),              # many chunks of one or two samples, the last one ragged
+    (4, 2, 7, 29, 9, 2048),              # many chunks of one or two samples, the last one ragged;
+                                        # 9 = 8 + one dot-product channel over K = 7 * paths
     (3, 4, 1, 1, 3, None),               # one channel, one sample
+    (2, 2, 3, 5, 5, None),               # c_out <= 8: the gemm makes every channel
 ]
 
 

@@ -519,6 +519,31 @@ static inline void stream_copy_##SFX(T *restrict d, const T *restrict s, int64_t
     for (; t + W <= n; t += W) { const U v = *(const U *)(s + t); STREAM_##SFX(d + t, v); } \
     for (; t < n; ++t) d[t] = s[t];                                                         \
 }                                                                                           \
+/* out[r * ldo + j] = <Y[r, :], wc[j, :]> for r < rows, j < nc (nc <= 2): Y [rows, K] row-major, \
+ * wc the weight's columns, contiguous [nc, K] */                                           \
+static void dots_##SFX(const T *restrict Y, int64_t rows, int64_t K, const T *restrict wc,  \
+                       int nc, T *restrict out, int64_t ldo)                                \
+{                                                                                           \
+    typedef T U __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_alias));        \
+    enum { W = VBYTES / (int)sizeof(T) };                                                   \
+    const T *w1 = nc > 1 ? wc + K : wc;                                                     \
+    for (int64_t r = 0; r < rows; ++r) {                                                    \
+        const T *y = Y + r * K;                                                             \
+        U a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};                                           \
+        int64_t t = 0;                                                                      \
+        for (; t + 2 * W <= K; t += 2 * W) {                                                \
+            const U y0 = *(const U *)(y + t), y1 = *(const U *)(y + t + W);                 \
+            a0 += y0 * *(const U *)(wc + t); a1 += y1 * *(const U *)(wc + t + W);           \
+            b0 += y0 * *(const U *)(w1 + t); b1 += y1 * *(const U *)(w1 + t + W);           \
+        }                                                                                   \
+        a0 += a1; b0 += b1;                                                                 \
+        T sa = 0, sb = 0;                                                                   \
+        for (int k = 0; k < W; ++k) { sa += a0[k]; sb += b0[k]; }                           \
+        for (; t < K; ++t) { sa += y[t] * wc[t]; sb += y[t] * w1[t]; }                      \
+        out[r * ldo] = sa;                                                                  \
+        if (nc > 1) out[r * ldo + 1] = sb;                                                  \
+    }                                                                                       \
+}                                                                                           \
 static void tile_##SFX(const plan_t *pl, const char *restrict A, const char *restrict B,    \
                        const map_t *O, const seg_t *sg, int ns, int64_t width, int nt_store, \
                        const T *pw, T *restrict pcol, int32_t o_lo, int32_t o_hi)          \
@@ -826,6 +851,16 @@ typedef void (*gemm_f64_t)(const char *, const char *, const int *, const int *,
 
 static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
 
+/* The forward gemm's last c_out % 8 output channels, when there are one or two of them past a
+ * multiple of 8 (the protein model's 50 = 48 + 2): MKL's kernel pays for a ragged edge of its
+ * tile as for a whole one (single-threaded, 182 x 500 rows: 48 channels 254 us, 50 channels
+ * 303 us), so those channels are dot products of our own (dots_SFX) and the gemm makes 48. */
+static int64_t gemm_edge(int64_t c_out)
+{
+    const int64_t r = c_out % 8;
+    return c_out > 8 && r <= 2 ? r : 0;
+}
+
 /* The chunks of samples of the linear entry points: at most `chunk` samples each, their count
  * a multiple of the thread count where there are enough samples, and their sizes within one of
  * each other (chunk ch is samples [ch*nb/n, (ch+1)*nb/n)), so that round-robin chunks give
@@ -905,6 +940,22 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
     const int nts = d_out * N * (int64_t)sizeof(T) >= NT_MIN_BYTES;                         \
     T *parts = calloc((size_t)nt * (size_t)nb, sizeof(T));                                  \
     if (!parts) { cache_release(c); return -2; }                                            \
+    const int64_t c_edge = gemm_edge(c_out), c_main = c_out - c_edge;                       \
+    T *wcols = NULL;   /* per block, the weight's edge columns, contiguous [c_edge, K_b] */    \
+    if (c_edge) {                                                                           \
+        int64_t kt = 0;                                                                     \
+        for (int64_t b = 0; b < nblk; ++b) kt += blk_k[b] * C;                              \
+        wcols = malloc((size_t)(kt * c_edge > 0 ? kt * c_edge : 1) * sizeof(T));            \
+        if (!wcols) { free(parts); cache_release(c); return -2; }                           \
+        T *wp = wcols;                                                                      \
+        for (int64_t b = 0; b < nblk; ++b) {                                                \
+            const int64_t K = blk_k[b] * C;                                                 \
+            for (int64_t j = 0; j < c_edge; ++j)                                            \
+                for (int64_t r = 0; r < K; ++r)                                             \
+                    wp[j * K + r] = ((const T *)w[b])[r * c_out + c_main + j];              \
+            wp += c_edge * K;                                                               \
+        }                                                                                   \
+    }                                                                                       \
     const size_t s_x = round_up((size_t)ntile * (size_t)d_in * TL * sizeof(T));             \
     const size_t s_t = round_up((size_t)t_rows * (size_t)chunk * sizeof(T));                \
     const size_t s_y = round_up((size_t)y_rows * (size_t)chunk * (size_t)c_out * sizeof(T)); \
@@ -945,6 +996,7 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
                 for (int k = 0; k < nsegs[t]; ++k) sg[k].b -= b0;   /* chunk-local samples */ \
             }                                                                               \
             int64_t o0 = 0;                                                                 \
+            const T *wc = wcols;                                                            \
             for (int64_t b = 0; b < nblk; ++b) {                                            \
                 const int64_t d = blk_d[b], kb = blk_k[b], K = kb * C;                      \
                 T *h0 = H + (h_row0[b] * nb + b0) * c_out;                                  \
@@ -973,9 +1025,13 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
                         else copy_##SFX(t0 + m * nb * K, bufT + m * ns_ * K, ns_ * K);      \
                     }                                                                       \
                 }                                                                           \
-                const int gn = (int)c_out, gm = (int)(d * ns_), gk = (int)K;                \
-                ((gemm_##SFX##_t)gemm)("N", "N", &gn, &gm, &gk, &one, (const T *)w[b], &gn, \
-                                       bufT, &gk, &zero, bufY, &gn);                        \
+                const int gn = (int)c_main, gm = (int)(d * ns_), gk = (int)K, ld = (int)c_out; \
+                ((gemm_##SFX##_t)gemm)("N", "N", &gn, &gm, &gk, &one, (const T *)w[b], &ld, \
+                                       bufT, &gk, &zero, bufY, &ld);                        \
+                if (c_edge) {                                                               \
+                    dots_##SFX(bufT, d * ns_, K, wc, (int)c_edge, bufY + c_main, c_out);    \
+                    wc += c_edge * K;                                                       \
+                }                                                                           \
                 for (int64_t m = 0; m < d; ++m)                                             \
                     copy_##SFX(h0 + m * nb * c_out, bufY + m * ns_ * c_out, ns_ * c_out);   \
                 o0 += d * kb;                                                               \
@@ -990,6 +1046,7 @@ int holovae_cg_linear_forward_##SFX(const void *const *xrows, const int64_t *xld
         power[b] = s;                                                                       \
     }                                                                                       \
     free(parts);                                                                            \
+    free(wcols);                                                                            \
     cache_release(c);                                                                       \
     return rc;                                                                              \
 }
