@@ -25,6 +25,7 @@ from .losses import (LR_SCHEDULES, cosine_loss, kl_divergence, kl_weight, learni
                      weighted_cosine_loss)
 from .models import HVAE, HVAEConfig
 from .models.checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
+from .models.hvae import all_finite
 
 # save_model / load_model belong to holovae.models.checkpoint (the owner of the model file);
 # `from holovae.train import save_model, load_model` keeps working for code written before.
@@ -314,7 +315,7 @@ def _train(model_config: HVAEConfig, train_x, val_x, cfg: TrainConfig,
     if len(train_rows) < 2 or len(val_rows) == 0:
         raise ValueError(f"need at least 2 training and 1 validation samples, got {len(train_rows)} and {len(val_rows)}")
     for name, rows in (("training", train_rows), ("validation", val_rows)):
-        if isinstance(rows, TensorRows) and not torch.isfinite(rows.x).all():
+        if isinstance(rows, TensorRows) and not all_finite(rows.x):
             raise ValueError(f"{name} coefficients contain NaN or inf")
     seed_everything(cfg.seed)
     model = HVAE(model_config)

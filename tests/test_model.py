@@ -161,9 +161,15 @@ def test_schedules_are_the_authors():
 
 def test_bad_inputs_give_clear_errors():
     model = HVAE(mnist_config()).eval()
-    x = torch.randn(4, 121)
-    x[1, 3] = float("nan")
-    with pytest.raises(ValueError, match="NaN"):
+    for at, bad in (((1, 3), float("nan")), ((0, 0), float("inf")), ((3, 120), -float("inf")),
+                    ((2, 7), float("nan"))):
+        x = torch.randn(4, 121)
+        x[at] = bad
+        with pytest.raises(ValueError, match="NaN"):
+            model(x)
+    x = torch.full((4, 121), 3e38)             # large but finite: no false alarm
+    x[:, ::2] = -3e38
+    with torch.no_grad():
         model(x)
     with pytest.raises(ValueError, match=r"\[batch, 121\]"):
         model(torch.randn(4, 120))

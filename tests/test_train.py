@@ -238,6 +238,16 @@ def test_nonsense_model_settings_are_refused_by_name(overrides, message):
         HVAEConfig(**kw)
 
 
+@pytest.mark.parametrize("split, bad", [("training", float("nan")), ("training", -float("inf")),
+                                        ("validation", float("inf"))])
+def test_nan_or_inf_coefficients_are_refused_before_training(tmp_path, split, bad):
+    x, v = _data(), _data(8, seed=1)
+    (x if split == "training" else v)[5 % len(v), 4] = bad
+    with pytest.raises(ValueError, match=f"{split} coefficients contain NaN or inf"):
+        train(_config(), x, v, _train_cfg(epochs=1), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_diverging_run_stops_with_the_epoch(tmp_path):
     x, v = _data(), _data(16, seed=1)
     with pytest.raises(FloatingPointError, match=r"diverged at epoch \d+"):
