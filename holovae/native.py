@@ -89,14 +89,16 @@ def disabled_by_env() -> bool:
 class NativeLibrary:
     """One C kernel: ``source`` compiled and loaded on the first :meth:`available` call.
 
-    ``declare(lib)`` sets the ctypes signatures and raises if the library's ABI version is not
-    ``abi_version``. Any failure (no compiler, compile error, ...) is logged once as a warning
+    ``abi_symbol`` names the library's ``int f(void)`` that returns its ABI version; a library
+    whose version is not ``abi_version`` is refused before ``declare(lib)`` sets the ctypes
+    signatures. Any failure (no compiler, compile error, ...) is logged once as a warning
     and makes :meth:`available` return ``False`` from then on.
     """
 
-    def __init__(self, name: str, source: Path, abi_version: int, declare: Callable[[ctypes.CDLL], None],
-                 what: str):
+    def __init__(self, name: str, source: Path, abi_version: int, abi_symbol: str,
+                 declare: Callable[[ctypes.CDLL], None], what: str):
         self.name, self.source, self.abi_version, self.declare, self.what = name, source, abi_version, declare, what
+        self.abi_symbol = abi_symbol
         self.lib: Optional[ctypes.CDLL] = None
         self.failure: Optional[str] = None
         self._env_logged = False
@@ -122,6 +124,10 @@ class NativeLibrary:
                         if not path.exists():
                             compile_library(gcc, self.source, path, flags)
                 lib = ctypes.CDLL(str(path))
+                version = getattr(lib, self.abi_symbol)
+                version.restype, version.argtypes = ctypes.c_int, []
+                if version() != self.abi_version:
+                    raise RuntimeError(f"{self.name} library ABI version mismatch")
                 self.declare(lib)
                 return lib
             except Exception as exc:  # noqa: BLE001 - any failure means: fall back

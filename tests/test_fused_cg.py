@@ -312,6 +312,22 @@ def test_build_cache_and_concurrent_first_use(tmp_path, monkeypatch):
     assert libs[0].stat().st_mtime_ns == mtime
 
 
+def test_a_library_of_another_abi_version_is_refused_before_its_signatures(tmp_path, monkeypatch):
+    """NativeLibrary asks the library for its ABI version (abi_symbol) and refuses one that
+    differs, so a stale cached build never gets a ctypes signature it does not have."""
+    from holovae.native import NativeLibrary
+    monkeypatch.setenv("HOLOVAE_CACHE", str(tmp_path))
+    monkeypatch.delenv("HOLOVAE_NO_FUSED", raising=False)
+    src = tmp_path / "abi_probe.c"
+    src.write_text("int probe_abi_version(void) { return 3; }\nint probe_answer(void) { return 42; }\n")
+    declared = []
+    old = NativeLibrary("abi_probe", src, 2, "probe_abi_version", declared.append, "probe kernel")
+    assert not old.available() and "abi_probe library ABI version mismatch" in old.failure
+    assert declared == []
+    same = NativeLibrary("abi_probe", src, 3, "probe_abi_version", declared.append, "probe kernel")
+    assert same.available() and declared == [same.lib] and same.lib.probe_answer() == 42
+
+
 # ------------------------------------------------------------------------------------------
 # the output pool of BlockSquare
 # ------------------------------------------------------------------------------------------

@@ -23,10 +23,6 @@ _ABI_VERSION = 1
 
 def _declare(lib: ctypes.CDLL) -> None:
     p, i64, c_int = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    lib.holovae_bn_abi_version.restype = c_int
-    lib.holovae_bn_abi_version.argtypes = []
-    if lib.holovae_bn_abi_version() != _ABI_VERSION:
-        raise RuntimeError("batch_norm library ABI version mismatch")
     for sfx in ("f32", "f64"):
         f = getattr(lib, f"holovae_bn_sq_sums_{sfx}")
         f.restype, f.argtypes = c_int, [p, i64, i64, i64, p, c_int]             # X, D, B, C, S, threads

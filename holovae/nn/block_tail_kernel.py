@@ -25,10 +25,6 @@ _ABI_VERSION = 1
 
 def _declare(lib: ctypes.CDLL) -> None:
     p, i64, c_int = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-    lib.holovae_tail_abi_version.restype = c_int
-    lib.holovae_tail_abi_version.argtypes = []
-    if lib.holovae_tail_abi_version() != _ABI_VERSION:
-        raise RuntimeError("block_tail library ABI version mismatch")
     for sfx in ("f32", "f64"):
         f = getattr(lib, f"holovae_tail_forward_{sfx}")
         # H, D, B, C, w, s, shift0, skip, skip_C, skip_d, skip_c, out, threads

@@ -131,13 +131,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.holovae_cg_plan_builds.argtypes = []
     lib.holovae_cg_clear_cache.restype = None
     lib.holovae_cg_clear_cache.argtypes = []
-    lib.holovae_cg_abi_version.restype = c_int
-    lib.holovae_cg_abi_version.argtypes = []
-    if lib.holovae_cg_abi_version() != _ABI_VERSION:
-        raise RuntimeError("fused_cg library ABI version mismatch")
 
 
-_native = NativeLibrary("fused_cg", _SOURCE, _ABI_VERSION, _declare, "fused CG kernel")
+_native = NativeLibrary("fused_cg", _SOURCE, _ABI_VERSION, "holovae_cg_abi_version", _declare, "fused CG kernel")
 
 
 def _load() -> ctypes.CDLL:

@@ -14,10 +14,11 @@ from ..native import NativeLibrary
 
 class StackedKernel(NativeLibrary):
     """``csrc/{name}.c``, whose entry points are ``{prefix}_{entry}_f32`` and ``..._f64`` and
-    return 0, or -3 for bad arguments."""
+    return 0, or -3 for bad arguments, and whose ABI version is ``{prefix}_abi_version()``."""
 
     def __init__(self, name: str, abi_version: int, declare: Callable, what: str, prefix: str):
-        super().__init__(name, Path(__file__).resolve().parent / "csrc" / f"{name}.c", abi_version, declare, what)
+        super().__init__(name, Path(__file__).resolve().parent / "csrc" / f"{name}.c", abi_version,
+                         f"{prefix}_abi_version", declare, what)
         self.prefix = prefix
 
     def runs(self, X: torch.Tensor) -> bool:

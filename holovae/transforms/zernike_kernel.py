@@ -24,10 +24,6 @@ _ABI_VERSION = 2
 
 def _declare(lib: ctypes.CDLL) -> None:
     p, i64, c_int, c_double = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
-    lib.holovae_zernike_abi_version.restype = c_int
-    lib.holovae_zernike_abi_version.argtypes = []
-    if lib.holovae_zernike_abi_version() != _ABI_VERSION:
-        raise RuntimeError("zernike library ABI version mismatch")
     f = lib.holovae_zernike_transform
     f.restype = c_int
     # pts, pts_f32, weights, order, start, size, cloud, chan, G, lmax, n_max, r_max, c1, c0, c2,
@@ -36,8 +32,8 @@ def _declare(lib: ctypes.CDLL) -> None:
                   p, p, p, p, p, i64, c_int]
 
 
-_native = NativeLibrary("zernike", Path(__file__).resolve().parent / "csrc" / "zernike.c", _ABI_VERSION, _declare,
-                        "Zernike transform kernel")
+_native = NativeLibrary("zernike", Path(__file__).resolve().parent / "csrc" / "zernike.c", _ABI_VERSION,
+                        "holovae_zernike_abi_version", _declare, "Zernike transform kernel")
 
 
 def available() -> bool:
